@@ -1,0 +1,389 @@
+"""ClusterThenLabel: the cluster-then-label classifier of Pérez-Díaz et al. (2024).
+
+Fit: transform all valid detections (:mod:`classifier.transform`), fit
+``GaussianMixture(n_components, covariance_type='full', random_state)`` on them in the given
+order, assign each detection its most probable component, and inside each cluster compute, for
+every class with at least ``n_features`` labeled detections there, the mean and the
+pseudo-inverse of the unbiased (ddof=1) sample covariance.
+
+Predict: ``d2_c = (x - mu_c)^T pinv(Sigma_c) (x - mu_c)`` for the usable classes of the
+detection's cluster, ``p_c = exp(-d2_c) / sum exp(-d2)`` computed as a softmax shifted by the
+smallest d2 (so far-away detections still get finite probabilities); unusable classes get
+exactly 0.
+
+Rows that cannot be classified are never silently NaN: :meth:`ClusterThenLabel.predict` gives a
+``reason`` for each of them; :meth:`ClusterThenLabel.predict_proba` gives NaN probabilities
+for exactly those rows (and is otherwise identical to the probability columns of ``predict``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.mixture import GaussianMixture
+
+from .features import DEFAULT_FEATURES, LOG_FEATURES, SCALE_FEATURES
+from .taxonomy import CLASSES
+from .transform import FeatureTransform, check_columns, feature_matrix
+
+FORMAT = "cscat.classifier.ClusterThenLabel"
+FORMAT_VERSION = 1
+
+
+class NotFittedError(RuntimeError):
+    """Raised when a model is used before :meth:`ClusterThenLabel.fit`."""
+
+
+class ClusterThenLabel:
+    """Cluster-then-label classifier (scikit-learn estimator conventions).
+
+    Parameters
+    ----------
+    features : list of str, default :data:`classifier.features.DEFAULT_FEATURES`
+    log_features : list of str, default the members of ``LOG_FEATURES`` present in ``features``
+    scale_features : list of str, default the members of ``SCALE_FEATURES`` present in ``features``
+    n_components : int, default 6
+    random_state : int, default 42
+    classes : list of str, default the paper's 10 classes
+    min_labeled : int or None, default None (= number of features)
+        Minimum labeled detections of a class in a cluster for the class to be usable there.
+    chunk_size : int, default 100_000
+        Rows processed at a time in prediction (bounds memory; does not change results).
+
+    Fitted attributes
+    -----------------
+    classes_, features_, transform_ (FeatureTransform), gmm_ (sklearn GaussianMixture),
+    weights_, means_, covariances_, precisions_cholesky_ (the mixture's arrays),
+    class_counts_ (K, C) int, usable_ (K, C) bool, class_means_ (K, C, d) and
+    class_pinv_ (K, C, d, d) (NaN where unusable), labels_ (cluster of each valid fit row,
+    -1 for invalid rows, aligned with the fit ``X``), invalid_rows_ (DataFrame indexed like the
+    fit ``X``: column ``reason``), n_fit_rows_.
+    """
+
+    def __init__(
+        self,
+        features: list[str] | None = None,
+        log_features: list[str] | None = None,
+        scale_features: list[str] | None = None,
+        n_components: int = 6,
+        random_state: int | None = 42,
+        classes: list[str] | None = None,
+        min_labeled: int | None = None,
+        chunk_size: int = 100_000,
+    ) -> None:
+        self.features = features
+        self.log_features = log_features
+        self.scale_features = scale_features
+        self.n_components = n_components
+        self.random_state = random_state
+        self.classes = classes
+        self.min_labeled = min_labeled
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------ params
+    def get_params(self, deep: bool = True) -> dict:
+        return {
+            "features": self.features,
+            "log_features": self.log_features,
+            "scale_features": self.scale_features,
+            "n_components": self.n_components,
+            "random_state": self.random_state,
+            "classes": self.classes,
+            "min_labeled": self.min_labeled,
+            "chunk_size": self.chunk_size,
+        }
+
+    def set_params(self, **params) -> ClusterThenLabel:
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def _resolved(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        feats = list(DEFAULT_FEATURES if self.features is None else self.features)
+        logf = (
+            [f for f in LOG_FEATURES if f in feats]
+            if self.log_features is None
+            else list(self.log_features)
+        )
+        scal = (
+            [f for f in SCALE_FEATURES if f in feats]
+            if self.scale_features is None
+            else list(self.scale_features)
+        )
+        classes = list(CLASSES if self.classes is None else self.classes)
+        return feats, logf, scal, classes
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: pd.DataFrame, y: pd.Series | None = None) -> ClusterThenLabel:
+        """Fit on all detections of ``X``; ``y`` gives a class name or missing per row."""
+        feats, logf, scal, classes = self._resolved()
+        if len(feats) == 0:
+            raise ValueError("no features")
+        if len(set(classes)) != len(classes):
+            raise ValueError("duplicate class names")
+        check_columns(X, feats)
+        labels = self._check_labels(X, y, classes)
+        A = feature_matrix(X, feats)
+        transform = FeatureTransform(feats, logf, scal)
+        reasons = transform.fit(A)
+        ok = reasons == None  # noqa: E711
+        n_ok = int(ok.sum())
+        if n_ok < self.n_components:
+            raise ValueError(f"only {n_ok} valid rows, fewer than n_components={self.n_components}")
+        Z = transform.transform(A[ok])
+        del A
+        gmm = GaussianMixture(
+            n_components=self.n_components, covariance_type="full", random_state=self.random_state
+        )
+        gmm.fit(Z)
+
+        self.features_ = feats
+        self.classes_ = classes
+        self.transform_ = transform
+        self._set_gmm(gmm)
+        cluster = self._cluster_of_transformed(Z)
+
+        d, K, C = len(feats), self.n_components, len(classes)
+        min_n = d if self.min_labeled is None else int(self.min_labeled)
+        code = labels[ok]  # -1 = unlabeled
+        counts = np.zeros((K, C), dtype=np.int64)
+        np.add.at(counts, (cluster[code >= 0], code[code >= 0]), 1)
+        usable = counts >= max(min_n, 2)  # ddof=1 needs >= 2 rows in any case
+        means = np.full((K, C, d), np.nan)
+        pinv = np.full((K, C, d, d), np.nan)
+        for k, c in zip(*np.nonzero(usable), strict=True):
+            Zc = Z[(cluster == k) & (code == c)]
+            means[k, c] = Zc.mean(axis=0)
+            pinv[k, c] = np.linalg.pinv(np.atleast_2d(np.cov(Zc, rowvar=False, ddof=1)))
+        self.min_labeled_ = min_n
+        self.class_counts_ = counts
+        self.usable_ = usable
+        self.class_means_ = means
+        self.class_pinv_ = pinv
+        self.n_fit_rows_ = n_ok
+        labels_ = np.full(len(X), -1, dtype=np.int64)
+        labels_[ok] = cluster
+        self.labels_ = labels_
+        self.invalid_rows_ = pd.DataFrame(
+            {"reason": pd.Series(reasons[~ok], index=X.index[~ok], dtype="object")}
+        )
+        return self
+
+    @staticmethod
+    def _check_labels(X: pd.DataFrame, y, classes: list[str]) -> np.ndarray:
+        n = len(X)
+        if y is None:
+            return np.full(n, -1, dtype=np.int64)
+        if isinstance(y, pd.Series):
+            if len(y) != n or not y.index.equals(X.index):
+                raise ValueError("y must be a Series with the same index as X")
+            s = y.astype("object")
+        else:
+            s = pd.Series(np.asarray(y, dtype=object), index=X.index)
+            if len(s) != n:
+                raise ValueError(f"y has {len(s)} values, X has {n} rows")
+        missing = s.isna().to_numpy()
+        lookup = {c: i for i, c in enumerate(classes)}
+        code = s.map(lookup)
+        unknown = ~missing & code.isna().to_numpy()
+        if unknown.any():
+            bad = sorted({str(v) for v in s[unknown].unique()})[:10]
+            raise ValueError(
+                f"{int(unknown.sum())} labels are not classes of the model "
+                f"(e.g. {', '.join(bad)}); map SIMBAD types with classifier.simbad_to_class"
+            )
+        return code.fillna(-1).to_numpy(dtype=np.int64)
+
+    # ------------------------------------------------------------------ mixture
+    def _set_gmm(self, gmm: GaussianMixture) -> None:
+        self.gmm_ = gmm
+        self.weights_ = gmm.weights_
+        self.means_ = gmm.means_
+        self.covariances_ = gmm.covariances_
+        self.precisions_cholesky_ = gmm.precisions_cholesky_
+
+    def _cluster_of_transformed(self, Z: np.ndarray) -> np.ndarray:
+        out = np.empty(len(Z), dtype=np.int64)
+        step = max(int(self.chunk_size), 1)
+        for s in range(0, len(Z), step):
+            out[s : s + step] = self.gmm_.predict(Z[s : s + step])
+        return out
+
+    # ------------------------------------------------------------------ predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "gmm_"):
+            raise NotFittedError("ClusterThenLabel is not fitted; call fit() or from_dict()")
+
+    def _predict_arrays(self, X: pd.DataFrame, proba: bool = True):
+        """(cluster (-1 invalid), probabilities (n, C) or None, reasons (object, None = ok))."""
+        self._check_fitted()
+        check_columns(X, self.features_)
+        n, C = len(X), len(self.classes_)
+        cluster = np.full(n, -1, dtype=np.int64)
+        P = np.full((n, C), np.nan) if proba else None
+        reasons = np.full(n, None, dtype=object)
+        step = max(int(self.chunk_size), 1)
+        no_class = [
+            f"cluster {k} has no class with >= {self.min_labeled_} labeled detections"
+            for k in range(self.n_components)
+        ]
+        usable_any = self.usable_.any(axis=1)
+        for s in range(0, n, step):
+            A = feature_matrix(X.iloc[s : s + step], self.features_)
+            r = self.transform_.validate(A)
+            ok = r == None  # noqa: E711
+            reasons[s : s + len(A)] = r
+            if not ok.any():
+                continue
+            Z = self.transform_.transform(A[ok])
+            k = self._cluster_of_transformed(Z)
+            rows = np.flatnonzero(ok) + s
+            cluster[rows] = k
+            dead = ~usable_any[k]
+            for i in np.flatnonzero(dead):
+                reasons[rows[i]] = no_class[k[i]]
+            if proba:
+                P[rows] = self._proba_transformed(Z, k)
+        return cluster, P, reasons
+
+    def _proba_transformed(self, Z: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Probabilities for transformed rows ``Z`` in clusters ``k`` (NaN rows if unusable)."""
+        C = len(self.classes_)
+        out = np.full((len(Z), C), np.nan)
+        for kk in np.unique(k):
+            sel = np.flatnonzero(k == kk)
+            cls = np.flatnonzero(self.usable_[kk])
+            if cls.size == 0:
+                continue
+            Zk = Z[sel]
+            d2 = np.empty((len(sel), cls.size))
+            for j, c in enumerate(cls):
+                D = Zk - self.class_means_[kk, c]
+                d2[:, j] = np.einsum("ij,ij->i", D @ self.class_pinv_[kk, c], D)
+            e = np.exp(-(d2 - d2.min(axis=1, keepdims=True)))
+            pk = np.zeros((len(sel), C))
+            pk[:, cls] = e / e.sum(axis=1, keepdims=True)
+            out[sel] = pk
+        return out
+
+    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Class probabilities, index of ``X``, one column per class in ``classes_``.
+
+        Rows that cannot be classified (invalid features, or a cluster without any usable
+        class) are all-NaN; :meth:`predict` gives the reason for each of them.
+        """
+        _, P, _ = self._predict_arrays(X)
+        return pd.DataFrame(P, index=X.index, columns=list(self.classes_))
+
+    def predict_cluster(self, X: pd.DataFrame) -> np.ndarray:
+        """Cluster id of each row (int64); -1 for rows with invalid features."""
+        cluster, _, _ = self._predict_arrays(X, proba=False)
+        return cluster
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Everything per row, index of ``X``.
+
+        Columns: ``cluster`` (Int64, <NA> if invalid), ``predicted_class`` (string, <NA> when not
+        classified), one probability column per class (NaN when not classified) and ``reason``
+        (None when classified; otherwise e.g. ``"invalid features: bb_kt is NaN"`` or
+        ``"cluster 3 has no class with >= 12 labeled detections"``).
+        """
+        cluster, P, reasons = self._predict_arrays(X)
+        classified = ~np.isnan(P).any(axis=1) if P.shape[1] else np.zeros(len(X), bool)
+        best = np.argmax(np.where(classified[:, None], P, -np.inf), axis=1) if P.shape[1] else []
+        pred = np.array(self.classes_, dtype=object)[best] if len(best) else np.array([], object)
+        out = pd.DataFrame(index=X.index)
+        out["cluster"] = pd.array(np.where(cluster >= 0, cluster, 0), dtype="Int64")
+        out.loc[cluster < 0, "cluster"] = pd.NA
+        pc = pd.Series(pred, index=X.index, dtype="object").where(classified, None)
+        out["predicted_class"] = pc.astype("string")
+        for j, c in enumerate(self.classes_):
+            out[c] = P[:, j]
+        out["reason"] = pd.Series(reasons, index=X.index, dtype="object")
+        return out
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict:
+        """JSON-serializable description of the fitted model (no pickle)."""
+        self._check_fitted()
+
+        def arr(a: np.ndarray):
+            a = np.asarray(a, dtype="float64")
+            return np.where(np.isnan(a), None, a).tolist() if np.isnan(a).any() else a.tolist()
+
+        g = self.gmm_
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "params": {
+                "features": list(self.features_),
+                "log_features": list(self.transform_.log_features),
+                "scale_features": list(self.transform_.scale_features),
+                "n_components": int(self.n_components),
+                "random_state": self.random_state,
+                "classes": list(self.classes_),
+                "min_labeled": self.min_labeled,
+                "chunk_size": int(self.chunk_size),
+            },
+            "classes": list(self.classes_),
+            "min_labeled": int(self.min_labeled_),
+            "n_fit_rows": int(self.n_fit_rows_),
+            "transform": self.transform_.to_dict(),
+            "gmm": {
+                "weights": arr(g.weights_),
+                "means": arr(g.means_),
+                "covariances": arr(g.covariances_),
+                "precisions_cholesky": arr(g.precisions_cholesky_),
+                "precisions": arr(g.precisions_),
+                "converged": bool(g.converged_),
+                "n_iter": int(g.n_iter_),
+                "lower_bound": float(g.lower_bound_),
+            },
+            "class_counts": self.class_counts_.tolist(),
+            "class_means": arr(self.class_means_),
+            "class_pinv": arr(self.class_pinv_),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClusterThenLabel:
+        """Rebuild a fitted model from :meth:`to_dict` output (also after a JSON round trip)."""
+        if d.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} dict (format={d.get('format')!r})")
+        if d.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported version {d.get('version')!r}, expected {FORMAT_VERSION}")
+
+        def arr(x):
+            return np.array(x, dtype="float64")  # None -> nan
+
+        model = cls(**d["params"])
+        model.features_ = list(d["params"]["features"])
+        model.classes_ = list(d["classes"])
+        model.transform_ = FeatureTransform.from_dict(d["transform"])
+        gd = d["gmm"]
+        g = GaussianMixture(
+            n_components=model.n_components, covariance_type="full",
+            random_state=model.random_state,
+        )  # fmt: skip
+        g.weights_ = arr(gd["weights"])
+        g.means_ = arr(gd["means"])
+        g.covariances_ = arr(gd["covariances"])
+        g.precisions_cholesky_ = arr(gd["precisions_cholesky"])
+        g.precisions_ = arr(gd["precisions"])
+        g.converged_ = bool(gd["converged"])
+        g.n_iter_ = int(gd["n_iter"])
+        g.lower_bound_ = float(gd["lower_bound"])
+        g.n_features_in_ = len(model.features_)
+        model._set_gmm(g)
+        model.min_labeled_ = int(d["min_labeled"])
+        model.n_fit_rows_ = int(d["n_fit_rows"])
+        model.class_counts_ = np.array(d["class_counts"], dtype=np.int64).reshape(
+            model.n_components, len(model.classes_)
+        )
+        model.usable_ = model.class_counts_ >= max(model.min_labeled_, 2)
+        d_ = len(model.features_)
+        K, C = model.n_components, len(model.classes_)
+        model.class_means_ = arr(d["class_means"]).reshape(K, C, d_)
+        model.class_pinv_ = arr(d["class_pinv"]).reshape(K, C, d_, d_)
+        return model
