@@ -1,0 +1,92 @@
+"""Vectorized sky helpers: Galactic rotation, angular distance, crossmatch, CSC names."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+#: ICRS -> Galactic rotation (Hipparcos definition, as in astropy); Galactic -> ICRS is its
+#: transpose.
+_ICRS_TO_GAL = np.array([
+    [-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
+    [+0.4941094278755837, -0.4448296299600112, +0.7469822444972189],
+    [-0.8676661490190047, -0.1980763734312015, +0.4559837761750669],
+])
+
+#: CSC 2.x source name: ``2CXO Jhhmmss.s±ddmmss`` with an optional trailing ``X``.
+NAME_PATTERN = r"2CXO J(\d{2})(\d{2})(\d{2})\.(\d)([+-])(\d{2})(\d{2})(\d{2})X?"
+NAME_RE = re.compile(NAME_PATTERN)
+
+
+def _to_xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    lon, lat = np.radians(lon), np.radians(lat)
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+
+def _from_xyz(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lon = np.degrees(np.arctan2(xyz[1], xyz[0])) % 360.0
+    lat = np.degrees(np.arcsin(np.clip(xyz[2], -1.0, 1.0)))
+    return lon, lat
+
+
+def galactic_to_icrs(l_deg, b_deg) -> tuple[np.ndarray, np.ndarray]:
+    """(ra, dec) in degrees of Galactic (l, b) in degrees."""
+    return _from_xyz(_ICRS_TO_GAL.T @ _to_xyz(np.asarray(l_deg), np.asarray(b_deg)))
+
+
+def icrs_to_galactic(ra_deg, dec_deg) -> tuple[np.ndarray, np.ndarray]:
+    """(l, b) in degrees of ICRS (ra, dec) in degrees."""
+    return _from_xyz(_ICRS_TO_GAL @ _to_xyz(np.asarray(ra_deg), np.asarray(dec_deg)))
+
+
+def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """Angular distance in arcsec (haversine, exact at small separations)."""
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(x, dtype=float)) for x in (ra1, dec1, ra2, dec2))
+    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))) * 3600.0
+
+
+def crossmatch(ra1, dec1, ra2, dec2, radius_arcsec: float):
+    """All pairs (i1, i2, sep_arcsec) with separation <= radius; sweep over Dec-sorted cat2."""
+    ra1, dec1 = np.asarray(ra1, float), np.asarray(dec1, float)
+    ra2, dec2 = np.asarray(ra2, float), np.asarray(dec2, float)
+    order = np.argsort(dec2, kind="stable")
+    d2 = dec2[order]
+    r_deg = radius_arcsec / 3600.0
+    lo = np.searchsorted(d2, dec1 - r_deg, "left")
+    hi = np.searchsorted(d2, dec1 + r_deg, "right")
+    n = hi - lo
+    i1 = np.repeat(np.arange(len(ra1)), n)
+    offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    i2 = order[np.repeat(lo, n) + offsets]
+    sep = separation_arcsec(ra1[i1], dec1[i1], ra2[i2], dec2[i2])
+    keep = sep <= radius_arcsec
+    return i1[keep], i2[keep], sep[keep]
+
+
+def _digits(values: np.ndarray, width: int) -> np.ndarray:
+    """(N, width) ASCII digit codes of non-negative integers, zero padded."""
+    powers = 10 ** np.arange(width - 1, -1, -1)
+    return (values[:, None] // powers % 10 + ord("0")).astype(np.uint8)
+
+
+def csc_names(ra_deg, dec_deg) -> np.ndarray:
+    """CSC names ``2CXO Jhhmmss.s±ddmmss`` of positions, truncated (not rounded) like CSC."""
+    ra = np.mod(np.asarray(ra_deg, float), 360.0)
+    dec = np.asarray(dec_deg, float)
+    tenths = np.floor(ra / 15.0 * 36000.0 + 1e-7).astype(np.int64) % (24 * 36000)
+    arcsec = np.floor(np.abs(dec) * 3600.0 + 1e-7).astype(np.int64)
+    n = len(ra)
+    out = np.empty((n, 21), dtype=np.uint8)
+    out[:, :6] = np.frombuffer(b"2CXO J", dtype=np.uint8)
+    out[:, 6:8] = _digits(tenths // 36000, 2)
+    out[:, 8:10] = _digits(tenths // 600 % 60, 2)
+    out[:, 10:12] = _digits(tenths // 10 % 60, 2)
+    out[:, 12] = ord(".")
+    out[:, 13:14] = _digits(tenths % 10, 1)
+    out[:, 14] = np.where(dec < 0, ord("-"), ord("+"))
+    out[:, 15:17] = _digits(arcsec // 3600, 2)
+    out[:, 17:19] = _digits(arcsec // 60 % 60, 2)
+    out[:, 19:21] = _digits(arcsec % 60, 2)
+    return out.view("S21").ravel().astype(str)
