@@ -9,7 +9,12 @@ SHARED_CSV = (
 
 
 @pytest.fixture(scope="session")
-def shared_csv() -> pd.DataFrame:
+def shared_csv_path() -> Path:
     if not SHARED_CSV.exists():
         pytest.skip(f"shared data file absent: {SHARED_CSV}")
-    return pd.read_csv(SHARED_CSV)
+    return SHARED_CSV
+
+
+@pytest.fixture(scope="session")
+def shared_csv(shared_csv_path) -> pd.DataFrame:
+    return pd.read_csv(shared_csv_path)

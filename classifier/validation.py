@@ -1,0 +1,169 @@
+"""Validation as in the paper: a stratified 70/30 split of the labeled detections.
+
+The model is fitted on all detections with the 30% test labels removed (so the test detections
+are "unlabeled", exactly like the detections the method classifies), and the test detections'
+predicted classes are compared with their labels. Aggregated predictions are the aggregation of
+the predicted fine class. Test detections the model cannot classify (invalid features, or a
+cluster without a usable class) are counted in ``n_unclassified`` and left out of the matrices
+and scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .model import ClusterThenLabel
+from .taxonomy import AGG_CLASSES, AGG_DESCRIPTION, AGGREGATION
+
+#: Paper (Pérez-Díaz et al. 2024, Fig. 5, CSC 2.0): fraction correct per aggregated class.
+PAPER_AGG_RECALL: dict[str, float] = {"AGN": 0.75, "XB": 0.66, "YSO": 0.88}
+
+
+def _nan_to_none(a):
+    a = np.asarray(a, dtype="float64")
+    return (
+        [None if np.isnan(v) else float(v) for v in a.ravel()]
+        if a.ndim == 1
+        else [_nan_to_none(r) for r in a]
+    )
+
+
+def _scores(true: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict:
+    idx = {c: i for i, c in enumerate(labels)}
+    m = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    if len(true):
+        np.add.at(m, ([idx[t] for t in true], [idx[p] for p in pred]), 1)
+    row = m.sum(axis=1, keepdims=True)
+    col = m.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = m / row
+        recall = np.diag(m) / row[:, 0]
+        precision = np.diag(m) / col
+    return {
+        "labels": list(labels),
+        "counts": m.tolist(),
+        "confusion": _nan_to_none(norm),  # row-normalized: rows true, columns predicted
+        "accuracy": float(np.trace(m) / m.sum()) if m.sum() else None,
+        "support": {c: int(row[i, 0]) for i, c in enumerate(labels)},
+        "recall": dict(zip(labels, _nan_to_none(recall), strict=True)),
+        "precision": dict(zip(labels, _nan_to_none(precision), strict=True)),
+    }
+
+
+def validate(
+    X: pd.DataFrame,
+    y: pd.Series,
+    test_size: float = 0.3,
+    random_state: int = 42,
+    **model_params,
+) -> dict:
+    """Run the split, fit, predict and score; return a JSON-serializable report."""
+    if not isinstance(y, pd.Series) or not y.index.equals(X.index):
+        raise ValueError("y must be a Series with the same index as X")
+    model = ClusterThenLabel(**model_params)
+    classes = model._resolved()[3]
+    pos = np.flatnonzero(y.notna().to_numpy())
+    strat = y.iloc[pos].astype("object").to_numpy()
+    vc = pd.Series(strat).value_counts()
+    if (vc < 2).any():
+        raise ValueError(f"classes with fewer than 2 labeled detections: {list(vc[vc < 2].index)}")
+    train, test = train_test_split(
+        pos, test_size=test_size, random_state=random_state, stratify=strat
+    )
+    test = np.sort(test)
+    y_fit = y.astype("object").copy()
+    y_fit.iloc[test] = None
+    model.fit(X, y_fit)
+    out = model.predict(X.iloc[test])
+    true = y.iloc[test].astype("object").to_numpy()
+    ok = out["predicted_class"].notna().to_numpy()
+    pred = out["predicted_class"].astype("object").to_numpy()
+    fine = _scores(true[ok], pred[ok], classes)
+    agg_true = np.array([AGGREGATION[t] for t in true[ok]], dtype=object)
+    agg_pred = np.array([AGGREGATION[p] for p in pred[ok]], dtype=object)
+    agg = _scores(agg_true, agg_pred, AGG_CLASSES)
+    paper = {
+        c: {
+            "description": AGG_DESCRIPTION[c],
+            "paper_recall": r,
+            "recall": agg["recall"][c],
+        }
+        for c, r in PAPER_AGG_RECALL.items()
+    }
+    # Supplementary: AGN and Seyfert merged (all supermassive accretors), for comparison only.
+    cnt = np.array(agg["counts"])
+    ia = [AGG_CLASSES.index("AGN"), AGG_CLASSES.index("Seyfert")]
+    sub = cnt[np.ix_(ia, ia)].sum()
+    tot = cnt[ia].sum()
+    paper["AGN"]["recall_agn_or_seyfert"] = float(sub / tot) if tot else None
+    return {
+        "n_detections": int(len(X)),
+        "n_labeled": int(len(pos)),
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "n_unclassified": int((~ok).sum()),
+        "unclassified_reasons": out.loc[~ok, "reason"].astype(str).value_counts().to_dict(),
+        "n_invalid_fit_rows": int(len(model.invalid_rows_)),
+        "test_size": test_size,
+        "random_state": random_state,
+        "features": list(model.features_),
+        "n_components": int(model.n_components),
+        "fine": fine,
+        "aggregated": agg,
+        "paper_comparison": paper,
+    }
+
+
+def format_report(report: dict) -> str:
+    """Human-readable text of :func:`validate`'s report."""
+
+    def matrix(block: dict) -> str:
+        labels = block["labels"]
+        w = max(9, *(len(c) for c in labels)) + 1
+        lines = [" " * w + "".join(f"{c:>{w}}" for c in labels) + f"{'n':>{w}}"]
+        for c, row in zip(labels, block["confusion"], strict=True):
+            cells = "".join(f"{'-' if v is None else f'{v:.2f}':>{w}}" for v in row)
+            lines.append(f"{c:<{w}}" + cells + f"{block['support'][c]:>{w}}")
+        return "\n".join(lines)
+
+    def scores(block: dict) -> str:
+        lines = [f"{'class':<10}{'precision':>10}{'recall':>10}"]
+        for c in block["labels"]:
+            p, r = block["precision"][c], block["recall"][c]
+            ps = "-" if p is None else f"{p:.3f}"
+            rs = "-" if r is None else f"{r:.3f}"
+            lines.append(f"{c:<10}{ps:>10}{rs:>10}")
+        return "\n".join(lines)
+
+    r = report
+    out = [
+        f"detections: {r['n_detections']}  labeled: {r['n_labeled']}  "
+        f"train: {r['n_train']}  test: {r['n_test']}  unclassified test: {r['n_unclassified']}",
+        f"features ({len(r['features'])}): {', '.join(r['features'])}",
+        f"GMM components: {r['n_components']}  split random_state: {r['random_state']}",
+        "",
+        "Fine confusion matrix (row-normalized; rows true, columns predicted):",
+        matrix(r["fine"]),
+        f"fine accuracy: {r['fine']['accuracy']:.4f}",
+        "",
+        scores(r["fine"]),
+        "",
+        "Aggregated confusion matrix (row-normalized; rows true, columns predicted):",
+        matrix(r["aggregated"]),
+        f"aggregated accuracy: {r['aggregated']['accuracy']:.4f}",
+        "",
+        scores(r["aggregated"]),
+        "",
+        "Versus the paper (Fig. 5, CSC 2.0), fraction correct per aggregated class:",
+    ]
+    for c, v in r["paper_comparison"].items():
+        got = "-" if v["recall"] is None else f"{v['recall']:.2f}"
+        out.append(f"  {v['description']:<16} ({c}): here {got}   paper {v['paper_recall']:.2f}")
+        if v.get("recall_agn_or_seyfert") is not None:
+            out.append(
+                f"  {'':<16} (AGN and Seyfert merged, supplementary): "
+                f"here {v['recall_agn_or_seyfert']:.2f}"
+            )
+    return "\n".join(out)
