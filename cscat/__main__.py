@@ -1,0 +1,5 @@
+import sys
+
+from cscat.cli import main
+
+sys.exit(main())

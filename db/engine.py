@@ -1,0 +1,94 @@
+"""One engine and session factory for the configured database (embedded by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.embedded import EmbeddedServer
+from db.settings import get_settings
+
+DRIVER = "postgresql+psycopg"
+
+
+class DatabaseError(RuntimeError):
+    """A one-line, user-facing database problem (bad URL, unreachable server, ...)."""
+
+
+def masked(url: str | URL) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def sqlalchemy_url(url: str) -> URL:
+    """Parse a libpq or SQLAlchemy URL into a psycopg 3 SQLAlchemy URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise DatabaseError(f"CSCAT_DATABASE_URL {url!r} is not a database URL") from e
+    if parsed.get_backend_name() != "postgresql":
+        raise DatabaseError(
+            f"CSCAT_DATABASE_URL {masked(parsed)} is not PostgreSQL (cscat needs PostgreSQL ≥ 15)"
+        )
+    return parsed.set(drivername=DRIVER)
+
+
+def embedded_server() -> EmbeddedServer:
+    """The embedded server of the configured data directory."""
+    return EmbeddedServer(get_settings().data_dir)
+
+
+def resolve_url(*, keep_running: bool = False) -> URL:
+    """The database URL: ``CSCAT_DATABASE_URL`` if set, else the embedded server (started)."""
+    settings = get_settings()
+    if settings.database_url:
+        return sqlalchemy_url(settings.database_url)
+    info = embedded_server().acquire(keep_running=keep_running, port=settings.embedded_port)
+    return make_url(info.url(DRIVER))
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """The process-wide engine; checks the connection once so errors surface as one line."""
+    url = resolve_url()
+    engine = create_engine(url, pool_pre_ping=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise DatabaseError(f"cannot connect to {masked(url)}: {reason}") from None
+    return engine
+
+
+@lru_cache(maxsize=1)
+def session_factory() -> sessionmaker[Session]:
+    """Sessions bound to :func:`get_engine`."""
+    return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session committed on success and rolled back on error."""
+    with session_factory().begin() as session:
+        yield session
+
+
+def reset() -> None:
+    """Forget the cached settings, engine and sessions (after the configuration changed)."""
+    from db.settings import get_settings as settings_cache
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    session_factory.cache_clear()
+    settings_cache.cache_clear()

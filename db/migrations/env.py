@@ -1,0 +1,40 @@
+"""Alembic environment: runs migrations on the connection cscat hands in, or on its engine."""
+
+from alembic import context
+from sqlalchemy import text
+
+from db.models import SCHEMA, Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def include_name(name, type_, parent_names):
+    """Compare only cscat's own schema."""
+    if type_ == "schema":
+        return name == SCHEMA
+    return True
+
+
+def run_migrations(connection) -> None:
+    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table_schema=SCHEMA,
+        include_schemas=True,
+        include_name=include_name,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    run_migrations(connection)
+else:
+    from db.engine import get_engine
+
+    with get_engine().begin() as conn:
+        run_migrations(conn)

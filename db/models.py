@@ -1,0 +1,300 @@
+"""SQLAlchemy 2 models of the cscat store. Every table lives in the schema ``catalog``.
+
+Tables hold what was ingested and computed; later migrations add the user-facing views
+(``catalog.detection``, ``catalog.source_class``, ...) on top of them.
+
+Versioning: a :class:`Release` is one catalog version. Result rows are valid from the
+release that wrote them until the release that superseded them (``valid_to``, NULL while
+current), so storage grows with changes and any past version can be read back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.csc_columns import DERIVED_COLUMNS, DETECTION_COLUMNS, DETECTION_KEY, SOURCE_COLUMNS
+
+SCHEMA = "catalog"
+SQL_TYPES = {"int": Integer, "bigint": BigInteger, "double": Double, "text": Text,
+             "bool": Boolean}
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def _run_fk(nullable: bool = True) -> Mapped[int | None]:
+    return mapped_column(ForeignKey(f"{SCHEMA}.ingest_run.run_id"), nullable=nullable)
+
+
+class IngestRun(Base):
+    """One ingest (CSC, SIMBAD or file): what it covered, what it added, how it ended."""
+
+    __tablename__ = "ingest_run"
+    __table_args__ = (
+        CheckConstraint("kind IN ('csc', 'simbad', 'file', 'simbad-file', 'sample')", "kind"),
+        CheckConstraint("status IN ('running', 'completed', 'failed')", "status"),
+    )
+
+    run_id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(Text, comment="service URL or file path")
+    started_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(Text, server_default="running")
+    watermark: Mapped[dict | None] = mapped_column(JSONB, comment="e.g. the --until date")
+    n_new_detections: Mapped[int] = mapped_column(Integer, server_default="0")
+    n_new_sources: Mapped[int] = mapped_column(Integer, server_default="0")
+    n_duplicates: Mapped[int] = mapped_column(Integer, server_default="0")
+    n_rejected: Mapped[int] = mapped_column(Integer, server_default="0")
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class Observation(Base):
+    """An ObsID whose detections are ingested: the incremental ingest's record of coverage."""
+
+    __tablename__ = "observation"
+
+    obsid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    obs_mjd: Mapped[float | None] = mapped_column(Double)
+    n_detections: Mapped[int] = mapped_column(Integer)
+    ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+    ingested_at: Mapped[datetime] = _now()
+
+
+class RejectedRow(Base):
+    """An input row that did not load, and why."""
+
+    __tablename__ = "rejected_row"
+
+    rejected_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+    row_number: Mapped[int | None] = mapped_column(Integer, comment="0-based row of the input")
+    natural_key: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict | None] = mapped_column(JSONB)
+
+
+source_table = Table(
+    "csc_source",
+    Base.metadata,
+    Column("source_id", BigInteger, Identity(), primary_key=True),
+    *(Column(c.name, SQL_TYPES[c.sql_type], nullable=not c.required, comment=c.doc)
+      for c in SOURCE_COLUMNS),
+    Column("ingest_run_id", ForeignKey(f"{SCHEMA}.ingest_run.run_id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    UniqueConstraint("name"),
+)
+
+
+class Source(Base):
+    """A CSC master source."""
+
+    __table__ = source_table
+    source_id: Mapped[int]
+    name: Mapped[str]
+    ra: Mapped[float]
+    dec: Mapped[float]
+
+
+detection_table = Table(
+    "csc_detection",
+    Base.metadata,
+    Column("detection_id", BigInteger, Identity(), primary_key=True),
+    Column("source_id", ForeignKey(f"{SCHEMA}.csc_source.source_id"), nullable=False),
+    *(Column(c.name, SQL_TYPES[c.sql_type], nullable=not c.required, comment=c.doc)
+      for c in (*DETECTION_COLUMNS, *DERIVED_COLUMNS)),
+    Column("ingest_run_id", ForeignKey(f"{SCHEMA}.ingest_run.run_id"), nullable=False),
+    # Natural key: master source + ObsID + OBI + region; an ambiguous observation detection
+    # appears once under each of its master sources.
+    UniqueConstraint("source_id", *DETECTION_KEY, postgresql_nulls_not_distinct=True),
+    Index(None, "obsid"),
+)
+
+
+class Detection(Base):
+    """A per-observation detection of a master source, raw CSC values and derived features."""
+
+    __table__ = detection_table
+    detection_id: Mapped[int]
+    source_id: Mapped[int]
+    obsid: Mapped[int]
+
+
+class SimbadMatch(Base):
+    """The current SIMBAD crossmatch of a source (``main_id`` NULL: no object within radius)."""
+
+    __tablename__ = "simbad_match"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.csc_source.source_id"), primary_key=True
+    )
+    main_id: Mapped[str | None] = mapped_column(Text)
+    otype: Mapped[str | None] = mapped_column(Text, comment="SIMBAD type as returned")
+    separation_arcsec: Mapped[float | None] = mapped_column(Double)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+
+
+class SimbadMatchHistory(Base):
+    """A SIMBAD match that a later refresh replaced with a different one."""
+
+    __tablename__ = "simbad_match_history"
+
+    history_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.csc_source.source_id"), index=True
+    )
+    main_id: Mapped[str | None] = mapped_column(Text)
+    otype: Mapped[str | None] = mapped_column(Text)
+    separation_arcsec: Mapped[float | None] = mapped_column(Double)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+
+
+class FittedModel(Base):
+    """A fitted classifier, stored as JSON arrays (never pickle), with its validation."""
+
+    __tablename__ = "fitted_model"
+    __table_args__ = (
+        CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')", "status"),
+        Index("uq_fitted_model_one_active", "status", unique=True,
+              postgresql_where="status = 'active'"),
+    )
+
+    model_id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    created_at: Mapped[datetime] = _now()
+    status: Mapped[str] = mapped_column(Text, server_default="candidate")
+    params: Mapped[dict] = mapped_column(JSONB)
+    model: Mapped[dict] = mapped_column(JSONB, comment="ClusterThenLabel.to_dict()")
+    validation: Mapped[dict | None] = mapped_column(JSONB)
+    n_detections: Mapped[int] = mapped_column(Integer)
+    n_labeled: Mapped[int] = mapped_column(Integer)
+    input_digest: Mapped[str | None] = mapped_column(Text, comment="hash of the training input")
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Release(Base):
+    """A catalog version: what one update run changed, committed atomically."""
+
+    __tablename__ = "release"
+
+    release_id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    created_at: Mapped[datetime] = _now()
+    model_id: Mapped[int | None] = mapped_column(ForeignKey(f"{SCHEMA}.fitted_model.model_id"))
+    counts: Mapped[dict | None] = mapped_column(JSONB)
+    flow_run_id: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ClassificationRun(Base):
+    """One application of a model to detections."""
+
+    __tablename__ = "classification_run"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'completed', 'failed')", "status"),
+    )
+
+    run_id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey(f"{SCHEMA}.fitted_model.model_id"))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey(f"{SCHEMA}.release.release_id"))
+    started_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(Text, server_default="running")
+    n_detections: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class DetectionResult(Base):
+    """A per-detection classification, valid from one release until superseded."""
+
+    __tablename__ = "detection_result"
+    __table_args__ = (
+        Index("ix_detection_result_current", "detection_id",
+              postgresql_where="valid_to IS NULL"),
+    )
+
+    detection_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.csc_detection.detection_id"), primary_key=True
+    )
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.fitted_model.model_id"), primary_key=True
+    )
+    valid_from: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.release.release_id"), primary_key=True
+    )
+    valid_to: Mapped[int | None] = mapped_column(ForeignKey(f"{SCHEMA}.release.release_id"))
+    cluster: Mapped[int | None] = mapped_column(SmallInteger)
+    predicted_class: Mapped[str | None] = mapped_column(Text)
+    probabilities: Mapped[list[float] | None] = mapped_column(
+        ARRAY(Double), comment="in the order of the model's classes"
+    )
+    reason: Mapped[str | None] = mapped_column(Text, comment="why there is no class")
+    classification_run_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.classification_run.run_id")
+    )
+
+
+class SourceResult(Base):
+    """A master (per-source) classification, valid from one release until superseded."""
+
+    __tablename__ = "source_result"
+    __table_args__ = (
+        Index("ix_source_result_current", "source_id", postgresql_where="valid_to IS NULL"),
+    )
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.csc_source.source_id"), primary_key=True
+    )
+    valid_from: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.release.release_id"), primary_key=True
+    )
+    valid_to: Mapped[int | None] = mapped_column(ForeignKey(f"{SCHEMA}.release.release_id"))
+    model_id: Mapped[int] = mapped_column(ForeignKey(f"{SCHEMA}.fitted_model.model_id"))
+    hard_class: Mapped[str | None] = mapped_column(Text)
+    soft_class: Mapped[str | None] = mapped_column(Text)
+    master_class: Mapped[str | None] = mapped_column(Text)
+    agg_master_class: Mapped[str | None] = mapped_column(Text)
+    ambiguous: Mapped[bool | None] = mapped_column(Boolean)
+    n_detections: Mapped[int] = mapped_column(Integer)
+    prob_mean: Mapped[list[float] | None] = mapped_column(ARRAY(Double))
+    prob_std: Mapped[list[float] | None] = mapped_column(ARRAY(Double))
+
+
+#: Tables whose row counts ``cscat status`` shows.
+MAIN_TABLES = ("csc_source", "csc_detection", "observation", "simbad_match", "fitted_model",
+               "release", "detection_result", "source_result", "ingest_run", "rejected_row")
