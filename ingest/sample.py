@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from db.csc_columns import DETECTION_COLUMNS, SOURCE_COLUMNS, names
+from ingest.dates import mjd, until_mjd
 from ingest.sky import crossmatch, csc_names, galactic_to_icrs, icrs_to_galactic
 
 STATS_PATH = Path(__file__).with_name("sample_stats.json")
-MJD_EPOCH = date(1858, 11, 17)
 CHANDRA_MJDREF = 50814.0  # Chandra time zero, 1998-01-01 TT, as MJD
 GALACTIC_CLASSES = ("HighMassXBin", "LowMassXBin", "XrayBin", "YSO", "TTauri*", "OrionV*")
 EXTRAGALACTIC_CLASSES = ("QSO", "AGN", "Seyfert1", "Seyfert2")
@@ -34,24 +34,6 @@ SOURCES_PER_FIELD = 80
 SIMBAD_RADIUS_ARCSEC = 1.0
 #: Expected detections per source of the CSC-like multiplicity distribution (see _multiplicity).
 MEAN_DETECTIONS = 0.78 + 0.11 * 2 + 0.10 * 6.5 + 0.01 * 25.0
-
-
-def mjd(day: date | datetime | str) -> float:
-    """Modified Julian Date of the start of a day (or of a datetime)."""
-    if isinstance(day, str):
-        day = date.fromisoformat(day)
-    if isinstance(day, datetime):
-        return (day - datetime(1858, 11, 17, tzinfo=day.tzinfo)).total_seconds() / 86400.0
-    return float((day - MJD_EPOCH).days)
-
-
-def _until_mjd(until: date | datetime | str | float) -> float:
-    """Exclusive MJD bound: a date includes its whole day."""
-    if isinstance(until, (int, float)):
-        return float(until)
-    if isinstance(until, str):
-        until = date.fromisoformat(until)
-    return mjd(until) + (0.0 if isinstance(until, datetime) else 1.0)
 
 
 @lru_cache(maxsize=4)
@@ -77,11 +59,11 @@ class Sample:
 
     def detections_until(self, until: date | datetime | str | float) -> pd.DataFrame:
         """Detections of ObsIDs observed before the end of ``until`` (a date, or an MJD)."""
-        return self.detections[self.detections["gti_mjd_obs"] < _until_mjd(until)]
+        return self.detections[self.detections["gti_mjd_obs"] < until_mjd(until)]
 
     def as_of(self, until: date | datetime | str | float) -> Sample:
         """The catalog as published at ``until``: its ObsIDs, detections and their sources."""
-        bound = _until_mjd(until)
+        bound = until_mjd(until)
         det = self.detections[self.detections["gti_mjd_obs"] < bound]
         keep = set(det["name"].unique())
 
