@@ -247,7 +247,9 @@ class FakeServices:
         """All (cat1 row, SIMBAD object) pairs within distMaxArcsec, angDist first."""
         if params.get("request") != "xmatch":
             raise QueryError("request must be 'xmatch'")
-        if str(params.get("cat2", "")).lower() != "simbad" or "cat1" not in files:
+        # astroquery 0.4.11 sends cat2='vizier:simbad' when the table list names 'simbad'
+        if str(params.get("cat2", "")).lower() not in ("simbad", "vizier:simbad") \
+                or "cat1" not in files:
             raise QueryError("only an uploaded cat1 against cat2=simbad is supported")
         cat1 = pd.read_csv(io.BytesIO(files["cat1"]))
         ra_col, dec_col = params.get("colRA1"), params.get("colDec1")

@@ -229,7 +229,7 @@ def expected_crossmatch(names_, ra, dec, objects: pd.DataFrame,
     i1, i2, sep = i1[order], i2[order], sep[order]
     first = np.r_[True, i1[1:] != i1[:-1]]
     i1, i2, sep = i1[first], i2[first], sep[first]
-    out = pd.DataFrame({"name": names_})
+    out = pd.DataFrame({"name": pd.array(names_, dtype="string")})
     main_id = np.full(len(out), None, dtype=object)
     otype = np.full(len(out), None, dtype=object)
     separation = np.full(len(out), np.nan)
