@@ -26,7 +26,8 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
     for col in STORED:
         dtype = dtype_of(col)
         if col.name not in df.columns:
-            out[col.name] = pd.Series(pd.NA, index=df.index, dtype=dtype)
+            na = float("nan") if dtype == "float64" else pd.NA
+            out[col.name] = pd.Series(na, index=df.index, dtype=dtype)
             continue
         s = df[col.name]
         try:
