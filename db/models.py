@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -166,6 +167,8 @@ class SimbadMatch(Base):
     otype: Mapped[str | None] = mapped_column(Text, comment="SIMBAD type as returned")
     separation_arcsec: Mapped[float | None] = mapped_column(Double)
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), comment="when main_id/otype last took their current value")
     ingest_run_id: Mapped[int] = _run_fk(nullable=False)
 
 
@@ -246,6 +249,7 @@ class DetectionResult(Base):
     __table_args__ = (
         Index("ix_detection_result_current", "detection_id",
               postgresql_where="valid_to IS NULL"),
+        Index("ix_detection_result_valid_from", "valid_from"),
     )
 
     detection_id: Mapped[int] = mapped_column(
@@ -275,6 +279,10 @@ class SourceResult(Base):
     __tablename__ = "source_result"
     __table_args__ = (
         Index("ix_source_result_current", "source_id", postgresql_where="valid_to IS NULL"),
+        Index("ix_source_result_valid", "valid_from", "valid_to"),
+        Index("ix_source_result_adopted", "adopted_class",
+              postgresql_where=text("valid_to IS NULL")),
+        CheckConstraint("label_origin IN ('simbad', 'model')", "label_origin"),
     )
 
     source_id: Mapped[int] = mapped_column(
@@ -293,6 +301,30 @@ class SourceResult(Base):
     n_detections: Mapped[int] = mapped_column(Integer)
     prob_mean: Mapped[list[float] | None] = mapped_column(ARRAY(Double))
     prob_std: Mapped[list[float] | None] = mapped_column(ARRAY(Double))
+    simbad_otype: Mapped[str | None] = mapped_column(
+        Text, comment="SIMBAD type when this result was made")
+    simbad_class: Mapped[str | None] = mapped_column(
+        Text, comment="class of that SIMBAD type (reference types only)")
+    adopted_class: Mapped[str | None] = mapped_column(
+        Text, comment="the class to use: SIMBAD's for references, else the model's")
+    agg_adopted_class: Mapped[str | None] = mapped_column(Text, comment="aggregated adopted class")
+    label_origin: Mapped[str | None] = mapped_column(
+        Text, comment="where adopted_class comes from: simbad or model")
+
+
+class SimbadType(Base):
+    """SIMBAD type -> class, a copy of ``classifier.taxonomy`` for SQL (synced on update)."""
+
+    __tablename__ = "simbad_type"
+    __table_args__ = (
+        CheckConstraint("kind IN ('reference', 'unlabeled', 'other')", "kind"),
+        {"comment": "SIMBAD type -> class, synced from classifier.taxonomy by every update"},
+    )
+
+    otype: Mapped[str] = mapped_column(Text, primary_key=True)
+    class_: Mapped[str | None] = mapped_column("class", Text)
+    agg_class: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
 
 
 #: Tables whose row counts ``cscat status`` shows.

@@ -45,6 +45,32 @@ class Settings(BaseSettings):
         default=None, description="TCP port of the embedded server on 127.0.0.1; unset: a free one."
     )
 
+    # -- services -------------------------------------------------------------------------
+    csc_tap_url: str = Field(default="http://cda.cfa.harvard.edu/csc21tap",
+                             description="CSC TAP service (CSC 2.0: .../csc2tap)")
+    csc_chunk_obsids: int = Field(default=50, description="ObsIDs per TAP query")
+    xmatch_url: str | None = Field(default=None,
+                                   description="CDS X-Match endpoint; unset: astroquery's")
+    simbad_radius_arcsec: float = 1.0
+    simbad_refresh_days: float = Field(default=90.0,
+                                       description="re-crossmatch sources older than this")
+    # -- classification policy --------------------------------------------------------------
+    n_components: int = 6
+    random_state: int = 42
+    refit_labeled_change: float = Field(
+        default=0.10, description="refit when labeled detections changed by this fraction")
+    refit_detection_growth: float = Field(
+        default=0.20, description="refit when detections grew by this fraction")
+    promotion_tolerance: float = Field(
+        default=0.02, description="promote a refit unless its aggregated accuracy is worse "
+                                  "than the active model's by more than this")
+    classify_other_types: bool = Field(
+        default=False, description="also adopt model classes for sources with other known "
+                                   "SIMBAD types (the paper does not)")
+    # -- schedules (cscat serve) --------------------------------------------------------------
+    update_cron: str = "0 3 * * *"
+    refit_cron: str = "0 4 * * 0"
+
     @classmethod
     def settings_customise_sources(
         cls,

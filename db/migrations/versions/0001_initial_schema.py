@@ -430,6 +430,12 @@ def upgrade() -> None:
         sa.Column("otype", sa.Text(), nullable=True, comment="SIMBAD type as returned"),
         sa.Column("separation_arcsec", sa.Double(), nullable=True),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "changed_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            comment="when main_id/otype last took their current value",
+        ),
         sa.Column("ingest_run_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["ingest_run_id"],

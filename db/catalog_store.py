@@ -1,0 +1,287 @@
+"""SQL of the classification catalog: models, releases, versioned results, the update lock.
+
+Result rows are history: a row is valid from the release that wrote it until the release
+that superseded it (``valid_to``). Writing a release therefore closes the rows it replaces
+and inserts the new ones, all in the caller's transaction, so a release is atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pyarrow.csv as pacsv
+from sqlalchemy import Connection, Engine, text
+
+from db.load import copy_frame
+from db.models import SCHEMA
+
+#: pg_advisory_lock key held by a catalog update ("cscat" in ASCII).
+UPDATE_LOCK_KEY = 0x6373636174
+
+
+class CatalogBusy(RuntimeError):
+    """Another update holds the catalog lock."""
+
+
+@contextmanager
+def update_lock(engine: Engine, wait: bool = False) -> Iterator[None]:
+    """Hold the catalog's advisory lock: one update at a time, across processes."""
+    with engine.connect() as conn:
+        if wait:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": UPDATE_LOCK_KEY})
+        elif not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                              {"k": UPDATE_LOCK_KEY}).scalar_one():
+            holder = conn.execute(text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND objid = :lo LIMIT 1"), {"lo": UPDATE_LOCK_KEY & 0xFFFFFFFF}).scalar()
+            raise CatalogBusy(f"another catalog update is running (server pid {holder}); "
+                              "try again when it has finished")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
+            conn.commit()
+
+
+def read_frame(conn: Connection, select_sql: str) -> pd.DataFrame:
+    """Run a SELECT through COPY ... TO STDOUT and parse it with Arrow (fast for big reads).
+
+    ``select_sql`` must not take parameters (COPY cannot bind them): inline only ints.
+    """
+    raw = conn.connection.driver_connection
+    buf = io.BytesIO()
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+            for chunk in copy:
+                buf.write(chunk)
+    if buf.tell() == 0:
+        return pd.DataFrame()
+    buf.seek(0)
+    # COPY writes NULL unquoted and '' quoted: keep them apart.
+    opts = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
+    return pacsv.read_csv(buf, convert_options=opts).to_pandas()
+
+
+# -- taxonomy ------------------------------------------------------------------------------
+def sync_taxonomy(conn: Connection, table: pd.DataFrame) -> None:
+    """Replace ``catalog.simbad_type`` with ``table`` (otype, class, agg_class, kind)."""
+    conn.execute(text(f"DELETE FROM {SCHEMA}.simbad_type"))
+    cols = ["otype", "class", "agg_class", "kind"]
+    copy_frame(conn, f"{SCHEMA}.simbad_type", table, cols)
+
+
+# -- inputs --------------------------------------------------------------------------------
+def detection_features(conn: Connection, features: Sequence[str], *,
+                       without_result_of: int | None = None) -> pd.DataFrame:
+    """Detections with their features and their source's SIMBAD type.
+
+    ``without_result_of``: only detections with no current result under that model.
+    """
+    cols = "".join(f"d.{f}, " for f in features)
+    where = "" if without_result_of is None else (
+        f" WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.detection_result r "
+        f"WHERE r.detection_id = d.detection_id AND r.model_id = {int(without_result_of)} "
+        f"AND r.valid_to IS NULL)")
+    return read_frame(conn, (
+        f"SELECT d.detection_id, d.source_id, s.name, d.obsid, {cols}m.otype AS simbad_otype "
+        f"FROM {SCHEMA}.csc_detection d JOIN {SCHEMA}.csc_source s USING (source_id) "
+        f"LEFT JOIN {SCHEMA}.simbad_match m ON m.source_id = d.source_id{where} "
+        f"ORDER BY s.name, d.obsid, d.detection_id"))
+
+
+def count_detections(conn: Connection) -> int:
+    return conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.csc_detection")).scalar_one()
+
+
+# -- models --------------------------------------------------------------------------------
+def active_model(conn: Connection) -> dict | None:
+    """The active model's row (``model`` is the classifier's dict), or None."""
+    row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'active'"))
+    found = row.mappings().one_or_none()
+    return dict(found) if found else None
+
+
+def model_row(conn: Connection, model_id: int) -> dict:
+    row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE model_id = :m"),
+                       {"m": model_id}).mappings().one_or_none()
+    if row is None:
+        raise LookupError(f"no model version {model_id}")
+    return dict(row)
+
+
+def store_model(conn: Connection, *, model: dict, params: dict, validation: dict | None,
+                n_detections: int, n_labeled: int, input_digest: str,
+                note: str | None = None) -> int:
+    """Store a fitted model as JSON (status ``candidate``); returns its version."""
+    return conn.execute(text(
+        f"INSERT INTO {SCHEMA}.fitted_model (params, model, validation, n_detections, "
+        "n_labeled, input_digest, note) VALUES (CAST(:p AS jsonb), CAST(:m AS jsonb), "
+        "CAST(:v AS jsonb), :n, :l, :d, :note) RETURNING model_id"),
+        {"p": json.dumps(params), "m": json.dumps(model), "v": json.dumps(validation),
+         "n": n_detections, "l": n_labeled, "d": input_digest, "note": note}).scalar_one()
+
+
+def set_model_status(conn: Connection, model_id: int, status: str) -> None:
+    """Promote (``active``: the previous active one retires) or reject a model."""
+    if status == "active":
+        conn.execute(text(f"UPDATE {SCHEMA}.fitted_model SET status = 'retired' "
+                          "WHERE status = 'active' AND model_id <> :m"), {"m": model_id})
+        conn.execute(text(f"UPDATE {SCHEMA}.fitted_model SET status = 'active', "
+                          "promoted_at = now() WHERE model_id = :m"), {"m": model_id})
+    else:
+        conn.execute(text(f"UPDATE {SCHEMA}.fitted_model SET status = :s WHERE model_id = :m"),
+                     {"s": status, "m": model_id})
+
+
+# -- releases and results ------------------------------------------------------------------
+def latest_release(conn: Connection) -> dict | None:
+    row = conn.execute(text(f"SELECT * FROM {SCHEMA}.release ORDER BY release_id DESC LIMIT 1"))
+    found = row.mappings().one_or_none()
+    return dict(found) if found else None
+
+
+def create_release(conn: Connection, model_id: int | None, flow_run_id: str | None = None,
+                   note: str | None = None) -> int:
+    """A new catalog version, numbered after the last one (callers hold the update lock,
+    and a rolled-back version leaves no gap in the numbering)."""
+    return conn.execute(text(
+        f"INSERT INTO {SCHEMA}.release (release_id, model_id, flow_run_id, note) "
+        f"VALUES ((SELECT coalesce(max(release_id), 0) + 1 FROM {SCHEMA}.release), :m, :f, :n) "
+        "RETURNING release_id"), {"m": model_id, "f": flow_run_id, "n": note}).scalar_one()
+
+
+def finish_release(conn: Connection, release_id: int, counts: dict) -> None:
+    conn.execute(text(f"UPDATE {SCHEMA}.release SET counts = CAST(:c AS jsonb) "
+                      "WHERE release_id = :r"), {"c": json.dumps(counts), "r": release_id})
+
+
+def start_classification(conn: Connection, model_id: int, release_id: int) -> int:
+    return conn.execute(text(
+        f"INSERT INTO {SCHEMA}.classification_run (model_id, release_id) VALUES (:m, :r) "
+        "RETURNING run_id"), {"m": model_id, "r": release_id}).scalar_one()
+
+
+def finish_classification(conn: Connection, run_id: int, n: int) -> None:
+    conn.execute(text(f"UPDATE {SCHEMA}.classification_run SET status = 'completed', "
+                      "finished_at = now(), n_detections = :n WHERE run_id = :id"),
+                 {"n": n, "id": run_id})
+
+
+def _pg_array(matrix: np.ndarray) -> pd.Series:
+    """Rows of a float matrix as PostgreSQL array literals (NULL where the row is all NaN)."""
+    if matrix.size == 0:
+        return pd.Series([], dtype=object)
+    txt = np.char.mod("%.17g", matrix).astype(object)
+    body = txt[:, 0]
+    for j in range(1, matrix.shape[1]):
+        body = body + "," + txt[:, j]
+    out = "{" + body + "}"
+    out[np.isnan(matrix).all(axis=1)] = None
+    return pd.Series(out, dtype=object)
+
+
+def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Sequence[str],
+                            model_id: int, release_id: int, run_id: int) -> int:
+    """Insert per-detection results (``detection_id, cluster, predicted_class, reason`` and
+    one probability column per class, in ``classes`` order); close what they replace."""
+    if results.empty:
+        return 0
+    frame = pd.DataFrame({
+        "detection_id": results["detection_id"].to_numpy(),
+        "model_id": model_id, "valid_from": release_id,
+        "cluster": results["cluster"].astype("Int64").to_numpy(),
+        "predicted_class": results["predicted_class"].astype("object").to_numpy(),
+        "probabilities": _pg_array(results[list(classes)].to_numpy(dtype=float)).to_numpy(),
+        "reason": results["reason"].astype("object").to_numpy(),
+        "classification_run_id": run_id,
+    })
+    conn.exec_driver_sql("CREATE TEMP TABLE stage_result (detection_id bigint) ON COMMIT DROP")
+    copy_frame(conn, "pg_temp.stage_result", frame, ["detection_id"])
+    conn.execute(text(
+        f"UPDATE {SCHEMA}.detection_result r SET valid_to = :rel FROM pg_temp.stage_result s "
+        "WHERE r.detection_id = s.detection_id AND r.valid_to IS NULL"), {"rel": release_id})
+    conn.exec_driver_sql("DROP TABLE pg_temp.stage_result")
+    copy_frame(conn, f"{SCHEMA}.detection_result", frame, list(frame.columns))
+    return len(frame)
+
+
+def affected_sources(conn: Connection, release_id: int, since_release: int | None) -> list[int]:
+    """Sources whose master result may change in ``release_id``: new detection results in
+    it, a SIMBAD match new or changed since the previous release, or no result yet."""
+    since = "" if since_release is None else (
+        f"UNION SELECT m.source_id FROM {SCHEMA}.simbad_match m "
+        f"WHERE m.changed_at > (SELECT created_at FROM {SCHEMA}.release "
+        f"WHERE release_id = {int(since_release)}) ")
+    return list(conn.execute(text(
+        f"SELECT d.source_id FROM {SCHEMA}.detection_result r "
+        f"JOIN {SCHEMA}.csc_detection d USING (detection_id) WHERE r.valid_from = :rel "
+        f"{since}"
+        f"UNION SELECT s.source_id FROM {SCHEMA}.csc_source s WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {SCHEMA}.source_result x WHERE x.source_id = s.source_id "
+        f"AND x.valid_to IS NULL) AND EXISTS (SELECT 1 FROM {SCHEMA}.csc_detection d "
+        f"JOIN {SCHEMA}.detection_result r USING (detection_id) "
+        f"WHERE d.source_id = s.source_id AND r.valid_to IS NULL)"),
+        {"rel": release_id}).scalars())
+
+
+def master_inputs(conn: Connection, source_ids: Sequence[int], n_classes: int) -> pd.DataFrame:
+    """Current per-detection probabilities of ``source_ids`` with name, obsid, SIMBAD type."""
+    conn.exec_driver_sql("CREATE TEMP TABLE want_source (source_id bigint) ON COMMIT DROP")
+    copy_frame(conn, "pg_temp.want_source", pd.DataFrame({"source_id": list(source_ids)}),
+               ["source_id"])
+    probs = ", ".join(f"r.probabilities[{i + 1}] AS p{i}" for i in range(n_classes))
+    frame = read_frame(conn, (
+        f"SELECT d.source_id, s.name, d.obsid, r.model_id, {probs}, m.otype AS simbad_otype "
+        f"FROM pg_temp.want_source w JOIN {SCHEMA}.csc_detection d USING (source_id) "
+        f"JOIN {SCHEMA}.csc_source s ON s.source_id = d.source_id "
+        f"JOIN {SCHEMA}.detection_result r ON r.detection_id = d.detection_id "
+        f"AND r.valid_to IS NULL "
+        f"LEFT JOIN {SCHEMA}.simbad_match m ON m.source_id = d.source_id "
+        f"ORDER BY s.name, d.obsid"))
+    conn.exec_driver_sql("DROP TABLE pg_temp.want_source")
+    return frame
+
+
+SOURCE_RESULT_COLUMNS = [
+    "source_id", "model_id", "hard_class", "soft_class", "master_class", "agg_master_class",
+    "ambiguous", "n_detections", "prob_mean", "prob_std", "simbad_otype", "simbad_class",
+    "adopted_class", "agg_adopted_class", "label_origin",
+]
+_COMPARED = [c for c in SOURCE_RESULT_COLUMNS if c != "source_id"]
+
+
+def write_source_results(conn: Connection, results: pd.DataFrame, release_id: int) -> int:
+    """Write master results that differ from the current ones; returns how many changed.
+
+    ``results`` has ``SOURCE_RESULT_COLUMNS`` with ``prob_mean``/``prob_std`` as float
+    matrices' rows already formatted as PostgreSQL array literals.
+    """
+    if results.empty:
+        return 0
+    cols = SOURCE_RESULT_COLUMNS
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE stage_source_result ON COMMIT DROP AS "
+        f"SELECT {', '.join(cols)} FROM {SCHEMA}.source_result WITH NO DATA")
+    copy_frame(conn, "pg_temp.stage_source_result", results[cols], cols)
+    differs = " OR ".join(f"c.{c} IS DISTINCT FROM n.{c}" for c in _COMPARED)
+    changed = f"""
+        SELECT n.source_id FROM pg_temp.stage_source_result n
+        LEFT JOIN {SCHEMA}.source_result c ON c.source_id = n.source_id AND c.valid_to IS NULL
+        WHERE c.source_id IS NULL OR {differs}"""
+    conn.exec_driver_sql(f"CREATE TEMP TABLE changed_source ON COMMIT DROP AS {changed}")
+    conn.execute(text(
+        f"UPDATE {SCHEMA}.source_result c SET valid_to = :rel FROM pg_temp.changed_source x "
+        "WHERE c.source_id = x.source_id AND c.valid_to IS NULL"), {"rel": release_id})
+    n = conn.execute(text(
+        f"INSERT INTO {SCHEMA}.source_result (valid_from, {', '.join(cols)}) "
+        f"SELECT :rel, {', '.join('n.' + c for c in cols)} FROM pg_temp.stage_source_result n "
+        "JOIN pg_temp.changed_source x USING (source_id)"), {"rel": release_id}).rowcount
+    conn.exec_driver_sql("DROP TABLE pg_temp.changed_source")
+    conn.exec_driver_sql("DROP TABLE pg_temp.stage_source_result")
+    return n

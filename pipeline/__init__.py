@@ -1,0 +1,1 @@
+"""Steps of the catalog pipeline: plain functions over ``db``, ``ingest`` and ``classifier``."""

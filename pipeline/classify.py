@@ -1,0 +1,219 @@
+"""Refit, reapply and publish: the classification steps of the living catalog.
+
+``refit`` fits and validates a new model and stores it (a candidate). ``publish`` writes one
+catalog version atomically: it promotes a model if asked, classifies every detection that
+has no current result under the active model, and rebuilds the master results of the
+sources that changed. A publish that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from classifier import (
+    DEFAULT_FEATURES,
+    ClusterThenLabel,
+    aggregate,
+    otype_kind,
+    simbad_to_class,
+)
+from classifier import taxonomy as tx
+from classifier.validation import validate
+from classifier.voting import master_vote
+from db import catalog_store as store
+from db.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class NothingChanged(Exception):
+    """Raised inside a publish transaction to roll it back: the catalog is current."""
+
+
+def taxonomy_table() -> pd.DataFrame:
+    """``classifier.taxonomy`` as rows for ``catalog.simbad_type``."""
+    ref = pd.DataFrame({"otype": list(tx.SIMBAD_TO_CLASS),
+                        "class": list(tx.SIMBAD_TO_CLASS.values())})
+    ref["agg_class"] = ref["class"].map(tx.AGGREGATION)
+    ref["kind"] = tx.OtypeKind.REFERENCE.value
+    unl = pd.DataFrame({"otype": sorted(tx.UNINFORMATIVE - set(tx.SIMBAD_TO_CLASS))})
+    unl["kind"] = tx.OtypeKind.UNLABELED.value
+    return pd.concat([ref, unl], ignore_index=True)
+
+
+def model_params(settings: Settings) -> dict:
+    """Parameters of ``ClusterThenLabel`` from the settings (features: the paper's)."""
+    return {"features": list(DEFAULT_FEATURES), "n_components": settings.n_components,
+            "random_state": settings.random_state}
+
+
+def training_labels(otypes: pd.Series) -> pd.Series:
+    """Reference classes from SIMBAD types; NA for everything else (unlabeled for ``fit``)."""
+    labels = simbad_to_class(otypes)
+    return labels.where(otype_kind(otypes) == tx.OtypeKind.REFERENCE.value)
+
+
+@dataclass
+class RefitResult:
+    model_id: int
+    n_detections: int
+    n_labeled: int
+    accuracy: float | None
+    agg_accuracy: float | None
+    promote: bool
+    reason: str
+
+
+def _digest(frame: pd.DataFrame, labels: pd.Series) -> str:
+    h = hashlib.sha256()
+    h.update(frame["detection_id"].to_numpy(np.int64).tobytes())
+    h.update("\x00".join(labels.fillna("").astype(str)).encode())
+    return h.hexdigest()
+
+
+def refit(engine: Engine, settings: Settings) -> RefitResult:
+    """Fit and validate a model on all current detections and labels; store it."""
+    params = model_params(settings)
+    features = params["features"]
+    with engine.connect() as conn:
+        frame = store.detection_features(conn, features)
+        active = store.active_model(conn)
+    if frame.empty:
+        raise ValueError("no detections to fit: ingest some first")
+    X, y = frame[features], training_labels(frame["simbad_otype"])
+    log.info("fitting on %d detections, %d labeled", len(X), int(y.notna().sum()))
+    report = validate(X, y, **params)
+    model = ClusterThenLabel(**params).fit(X, y)
+    agg_acc = report["aggregated"]["accuracy"]
+    promote, reason = True, "first model"
+    if active is not None:
+        old = (active["validation"] or {}).get("aggregated", {}).get("accuracy")
+        if old is not None and agg_acc is not None and agg_acc < old - settings.promotion_tolerance:
+            promote, reason = False, (f"aggregated accuracy {agg_acc:.3f} is worse than the "
+                                      f"active model's {old:.3f} by more than "
+                                      f"{settings.promotion_tolerance}")
+        else:
+            reason = f"aggregated accuracy {agg_acc:.3f} (active model: {old})"
+    with engine.begin() as conn:
+        model_id = store.store_model(
+            conn, model=model.to_dict(), params=params, validation=report,
+            n_detections=len(X), n_labeled=int(y.notna().sum()),
+            input_digest=_digest(frame, y), note=reason)
+        if not promote:
+            store.set_model_status(conn, model_id, "rejected")
+    return RefitResult(model_id, len(X), int(y.notna().sum()), report["fine"]["accuracy"],
+                       agg_acc, promote, reason)
+
+
+def needs_refit(engine: Engine, settings: Settings) -> tuple[bool, str]:
+    """The refit policy: no active model, or labels/detections changed enough since its fit."""
+    with engine.connect() as conn:
+        active = store.active_model(conn)
+        if active is None:
+            return True, "no active model"
+        frame = store.detection_features(conn, [])
+    n_now = len(frame)
+    n_lab = int(training_labels(frame["simbad_otype"]).notna().sum()) if n_now else 0
+    growth = (n_now - active["n_detections"]) / max(active["n_detections"], 1)
+    lab_change = abs(n_lab - active["n_labeled"]) / max(active["n_labeled"], 1)
+    if lab_change >= settings.refit_labeled_change:
+        return True, f"labeled detections changed by {lab_change:.1%}"
+    if growth >= settings.refit_detection_growth:
+        return True, f"detections grew by {growth:.1%}"
+    return False, (f"detections grew by {growth:.1%}, labels changed by {lab_change:.1%}: "
+                   "reapplying the active model")
+
+
+@dataclass
+class ReleaseSummary:
+    catalog_version: int
+    model_id: int
+    detections_classified: int
+    sources_rebuilt: int
+    sources_changed: int
+    promoted: int | None = None
+    counts: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLabel,
+                  model_id: int, settings: Settings) -> pd.DataFrame:
+    classes = list(model.classes_)
+    inputs = store.master_inputs(conn, source_ids, len(classes))
+    if inputs.empty:
+        return pd.DataFrame(columns=store.SOURCE_RESULT_COLUMNS)
+    inputs = inputs.rename(columns={f"p{i}": c for i, c in enumerate(classes)})
+    per_source = inputs.groupby("source_id", sort=False).agg(
+        name=("name", "first"), simbad_otype=("simbad_otype", "first"))
+    votes = master_vote(inputs, classes=classes)
+    out = per_source.join(votes, on="name")
+    kind = otype_kind(out["simbad_otype"])
+    out["simbad_class"] = simbad_to_class(out["simbad_otype"]).where(
+        kind == tx.OtypeKind.REFERENCE.value)
+    model_ok = out["soft_class"].notna() & ((kind == tx.OtypeKind.UNLABELED.value) | (
+        settings.classify_other_types & (kind == tx.OtypeKind.OTHER.value)))
+    is_ref = out["simbad_class"].notna()
+    out["adopted_class"] = out["simbad_class"].where(is_ref, out["soft_class"].where(model_ok))
+    out["label_origin"] = pd.Series(np.where(is_ref, "simbad", np.where(model_ok, "model", None)),
+                                    index=out.index, dtype="object")
+    out["master_class"] = out["soft_class"]
+    out["agg_master_class"] = aggregate(out["master_class"])
+    out["agg_adopted_class"] = aggregate(out["adopted_class"])
+    out["model_id"] = model_id
+    out["n_detections"] = out["n_detections"].fillna(0).astype("int64")
+    out["prob_mean"] = store._pg_array(out[[f"mean_{c}" for c in classes]].to_numpy(float)
+                                       ).to_numpy()
+    out["prob_std"] = store._pg_array(out[[f"std_{c}" for c in classes]].to_numpy(float)
+                                      ).to_numpy()
+    return out.reset_index()[store.SOURCE_RESULT_COLUMNS]
+
+
+def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
+            reclassify_all: bool = False, flow_run_id: str | None = None,
+            note: str | None = None) -> ReleaseSummary | None:
+    """Write one catalog version atomically; None when there was nothing to change."""
+    try:
+        with engine.begin() as conn:
+            store.sync_taxonomy(conn, taxonomy_table())
+            if promote is not None:
+                store.set_model_status(conn, promote, "active")
+            active = store.active_model(conn)
+            if active is None:
+                raise NothingChanged("no active model: run a refit first")
+            model_id = active["model_id"]
+            model = ClusterThenLabel.from_dict(active["model"])
+            previous = store.latest_release(conn)
+            release_id = store.create_release(conn, model_id, flow_run_id, note)
+            run_id = store.start_classification(conn, model_id, release_id)
+            todo = store.detection_features(
+                conn, model.features_, without_result_of=None if reclassify_all else model_id)
+            n_det = 0
+            if not todo.empty:
+                results = model.predict(todo[model.features_])
+                results["detection_id"] = todo["detection_id"].to_numpy()
+                n_det = store.write_detection_results(conn, results, model.classes_,
+                                                      model_id, release_id, run_id)
+            store.finish_classification(conn, run_id, n_det)
+            affected = store.affected_sources(
+                conn, release_id, previous["release_id"] if previous else None)
+            master = _master_frame(conn, affected, model, model_id, settings)
+            n_changed = store.write_source_results(conn, master, release_id)
+            if n_det == 0 and n_changed == 0 and promote is None:
+                raise NothingChanged("no new detections and no changed sources")
+            summary = ReleaseSummary(release_id, model_id, n_det, len(affected), n_changed,
+                                     promote)
+            summary.counts = {"detections_classified": n_det, "sources_rebuilt": len(affected),
+                              "sources_changed": n_changed, "promoted_model": promote}
+            store.finish_release(conn, release_id, summary.counts)
+            return summary
+    except NothingChanged as e:
+        log.info("catalog unchanged: %s", e)
+        return None

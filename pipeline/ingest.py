@@ -1,0 +1,199 @@
+"""Ingest steps: CSC detections (incremental, chunk by chunk), SIMBAD types, files, sample.
+
+Each CSC chunk commits atomically together with the record of the ObsIDs it covered, so an
+interrupted ingest resumes where it stopped and a rerun adds nothing. A file loads in one
+transaction: all of its valid rows or, if it is malformed, nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from classifier import derive_features
+from db import ingest_store
+from db.load import LoadCounts, load_detections
+from ingest.errors import IngestError
+from ingest.validate import validate_detections, validate_simbad
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+class CscSource(Protocol):
+    url: str
+
+    def list_observations(self, until=None) -> pd.DataFrame: ...
+    def iter_chunks(self, obsids, on_progress=None): ...
+
+
+class SimbadSource(Protocol):
+    url: str
+
+    def crossmatch(self, sources: pd.DataFrame, on_progress=None) -> pd.DataFrame: ...
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did; printed by the CLI and returned by the flows."""
+
+    run_id: int
+    kind: str
+    origin: str
+    status: str = "completed"
+    new_detections: int = 0
+    new_sources: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    observations: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    simbad: dict[str, int] = field(default_factory=dict)
+    message: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def add(self, counts: LoadCounts, rejected: pd.DataFrame) -> None:
+        self.new_detections += counts.new_detections
+        self.new_sources += counts.new_sources
+        self.duplicates += counts.duplicates
+        self.rejected += len(rejected)
+        for reason, n in _reason_kinds(rejected).items():
+            self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + n
+
+
+def _reason_kinds(rejected: pd.DataFrame) -> dict[str, int]:
+    """Rejections counted by kind of reason (values left out: ``hard_hm outside [-1, 1]``)."""
+    if rejected.empty:
+        return {}
+    parts = rejected["reason"].astype(str).str.split("; ").explode()
+    kinds = parts.str.replace(r"=\S+", "", regex=True).str.replace(
+        r"^name .* is not", "name is not", regex=True)
+    return {str(k): int(v) for k, v in kinds.value_counts().items()}
+
+
+def _rejected_rows(rejected: pd.DataFrame, first_row: int) -> pd.DataFrame:
+    """Validation's rejections as ``catalog.rejected_row`` rows."""
+    key = rejected["name"].astype(str)
+    for col in ("obsid", "obi", "region_id"):
+        if col in rejected.columns:
+            key = key + f" {col}=" + rejected[col].astype(str)
+    return pd.DataFrame({"row_number": rejected["row"] + first_row, "natural_key": key,
+                         "reason": rejected["message"], "payload": None})
+
+
+def _load_valid(conn: Connection, frame: pd.DataFrame, run_id: int, summary: IngestSummary,
+                first_row: int = 0) -> None:
+    """Validate, derive features, load; rejected rows are kept with their reasons."""
+    checked = validate_detections(frame)
+    counts = load_detections(conn, derive_features(checked.good), run_id)
+    ingest_store.record_rejected(conn, _rejected_rows(checked.rejected, first_row), run_id)
+    # Rows collapsed by validation (repeated within the input) are duplicates too.
+    counts = LoadCounts(len(frame) - len(checked.rejected), counts.new_sources,
+                        counts.new_detections)
+    ingest_store.add_counts(conn, run_id, new_detections=counts.new_detections,
+                            new_sources=counts.new_sources, duplicates=counts.duplicates,
+                            rejected=len(checked.rejected))
+    summary.add(counts, checked.rejected)
+
+
+def _finish(engine: Engine, summary: IngestSummary, status: str, message: str | None = None
+            ) -> IngestSummary:
+    summary.status, summary.message = status, message
+    ingest_store.finish_run(engine, summary.run_id, status, message)
+    return summary
+
+
+def ingest_csc(engine: Engine, source: CscSource, *, until: date | str | None = None,
+               progress: Progress | None = None) -> IngestSummary:
+    """Fetch and load the detections of every ObsID not ingested yet (up to ``until``)."""
+    watermark = {"until": str(until)} if until else None
+    run_id = ingest_store.start_run(engine, "csc", source.url, watermark)
+    summary = IngestSummary(run_id, "csc", source.url)
+    try:
+        observations = source.list_observations(until)
+        with engine.connect() as conn:
+            done = ingest_store.ingested_obsids(conn)
+        todo = observations[~observations["obsid"].isin(done)]
+        log.info("%d ObsIDs published, %d new", len(observations), len(todo))
+        obs_mjd = todo.set_index("obsid")["gti_mjd_obs"]
+        row = 0
+        for obsids, chunk in source.iter_chunks(todo["obsid"].tolist(), progress):
+            with engine.begin() as conn:  # the chunk and its coverage record, atomically
+                _load_valid(conn, chunk, run_id, summary, first_row=row)
+                per_obs = chunk.groupby("obsid").size()
+                covered = pd.DataFrame({"obsid": obsids})
+                covered["obs_mjd"] = covered["obsid"].map(obs_mjd)
+                covered["n_detections"] = covered["obsid"].map(per_obs).fillna(0).astype(int)
+                ingest_store.record_observations(conn, covered, run_id)
+            summary.observations += len(obsids)
+            row += len(chunk)
+    except Exception as exc:
+        _finish(engine, summary, "failed", str(exc))
+        raise
+    return _finish(engine, summary, "completed")
+
+
+def ingest_frame(engine: Engine, frame: pd.DataFrame, *, kind: str, origin: str
+                 ) -> IngestSummary:
+    """Load one table of detections (a file's rows) in a single transaction."""
+    run_id = ingest_store.start_run(engine, kind, origin)
+    summary = IngestSummary(run_id, kind, origin)
+    try:
+        with engine.begin() as conn:
+            _load_valid(conn, frame, run_id, summary)
+    except Exception as exc:
+        _finish(engine, summary, "failed", str(exc))
+        raise
+    return _finish(engine, summary, "completed")
+
+
+def _store_simbad(engine: Engine, matches: pd.DataFrame, run_id: int,
+                  summary: IngestSummary) -> None:
+    good, rejected, _ = validate_simbad(matches)
+    with engine.begin() as conn:
+        counts = ingest_store.upsert_simbad(conn, good, run_id, datetime.now(UTC))
+        ingest_store.record_rejected(conn, _rejected_rows(rejected, 0), run_id)
+        ingest_store.add_counts(conn, run_id, rejected=len(rejected))
+    summary.simbad = counts
+    summary.rejected = len(rejected)
+    summary.rejected_reasons = _reason_kinds(rejected)
+
+
+def ingest_simbad(engine: Engine, source: SimbadSource, *, refresh_days: float | None,
+                  progress: Progress | None = None) -> IngestSummary:
+    """Crossmatch sources never matched, or matched more than ``refresh_days`` ago."""
+    run_id = ingest_store.start_run(engine, "simbad", source.url,
+                                    {"refresh_days": refresh_days})
+    summary = IngestSummary(run_id, "simbad", source.url)
+    try:
+        with engine.connect() as conn:
+            todo = ingest_store.sources_for_simbad(conn, refresh_days)
+        if not todo.empty:
+            _store_simbad(engine, source.crossmatch(todo, progress), run_id, summary)
+    except Exception as exc:
+        _finish(engine, summary, "failed", str(exc))
+        raise
+    return _finish(engine, summary, "completed")
+
+
+def ingest_simbad_frame(engine: Engine, frame: pd.DataFrame, origin: str) -> IngestSummary:
+    """Store a crossmatch table (e.g. exported from TOPCAT)."""
+    run_id = ingest_store.start_run(engine, "simbad-file", origin)
+    summary = IngestSummary(run_id, "simbad-file", origin)
+    try:
+        _store_simbad(engine, frame, run_id, summary)
+    except Exception as exc:
+        _finish(engine, summary, "failed", str(exc))
+        raise
+    return _finish(engine, summary, "completed")
+
+
+__all__ = ["IngestError", "IngestSummary", "ingest_csc", "ingest_frame", "ingest_simbad",
+           "ingest_simbad_frame"]
