@@ -111,6 +111,12 @@ class FakeServices:
         """Publish only observations started before the end of ``now`` (None: all)."""
         self._now = None if now is None else until_mjd(now)
 
+    def set_simbad_epoch(self, epoch: int) -> None:
+        """Serve SIMBAD snapshot 1 or 2 (some types changed, some objects added)."""
+        if epoch not in (1, 2):
+            raise ValueError("epoch must be 1 or 2")
+        self.simbad_epoch = epoch
+
     def fail(self, after: int = 0, *, status: int = 503, times: int | None = None,
              hang: float = 0.0, prefix: str = "/") -> Failure:
         """After ``after`` more requests under ``prefix``, fail ``times`` (None: all) of them."""

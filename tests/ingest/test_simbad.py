@@ -39,7 +39,7 @@ def test_nearest_is_kept_when_two_objects_are_within_radius(fake, sample):
 
 
 def test_epoch2_changes_types(fake, sample):
-    fake.simbad_epoch = 2
+    fake.set_simbad_epoch(2)
     got = SimbadXMatch(fake.xmatch_url).crossmatch(sample.sources)
     pd.testing.assert_frame_equal(got, sample.simbad_epoch2, atol=1e-5)
     changed = (sample.simbad["otype"] != got["otype"]).fillna(False)
