@@ -32,6 +32,50 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="database location, schema revision, row counts").set_defaults(
         func=commands.status)
+
+    ing = sub.add_parser("ingest", help="load CSC detections or SIMBAD types").add_subparsers(
+        dest="what", required=True, metavar="SOURCE")
+    csc = ing.add_parser("csc", help="detections of CSC observations not ingested yet (TAP)")
+    csc.add_argument("--until", metavar="DATE", help="only observations started by DATE")
+    simbad = ing.add_parser("simbad", help="crossmatch sources with SIMBAD (CDS X-Match)")
+    simbad.add_argument("--refresh-days", type=float, default=None, metavar="N",
+                        help="also re-crossmatch sources last matched more than N days ago")
+    simbad.add_argument("--epoch", type=int, default=1, help=argparse.SUPPRESS)
+    for p_ in (csc, simbad):
+        p_.add_argument("--source", choices=["tap", "sample"], default="tap",
+                        help="the live services (default) or the bundled sample")
+    f = ing.add_parser("file", help="a VOTable, FITS, CSV or Parquet table with CSC columns")
+    f.add_argument("path")
+    sf = ing.add_parser("simbad-file", help="a crossmatch table (e.g. exported from TOPCAT)")
+    sf.add_argument("path")
+    ing_parser = sub.choices["ingest"]
+    ing_parser.set_defaults(func=commands.ingest)
+
+    up = sub.add_parser("update", help="ingest, crossmatch, refit or reapply, publish")
+    up.add_argument("--until", metavar="DATE")
+    up.add_argument("--refit", choices=["auto", "always", "never"], default="auto",
+                    help="auto: by the configured policy (default)")
+    up.add_argument("--source", choices=["tap", "sample"], default="tap")
+    up.add_argument("--refresh-days", type=float, default=None, metavar="N")
+    up.add_argument("--wait", action="store_true",
+                    help="wait for a running update instead of exiting")
+    up.set_defaults(func=commands.update)
+
+    rf = sub.add_parser("refit", help="fit and validate a new model; promote it if it is good")
+    rf.add_argument("--wait", action="store_true")
+    rf.set_defaults(func=commands.refit)
+    rc = sub.add_parser("reclassify",
+                        help="apply the active model to detections without a result")
+    rc.add_argument("--all", action="store_true", help="reclassify every detection")
+    rc.add_argument("--model", type=int, metavar="VERSION",
+                    help="make this model version active and apply it")
+    rc.set_defaults(func=commands.reclassify)
+    sub.add_parser("master", help="rebuild master results of affected sources").set_defaults(
+        func=commands.build_master)
+    sub.add_parser("demo", help="the living catalog on the bundled sample, two epochs"
+                   ).set_defaults(func=commands.demo)
+    sub.add_parser("serve", help="serve the Prefect deployments (schedules, trigger)"
+                   ).set_defaults(func=commands.serve)
     return p
 
 

@@ -70,6 +70,15 @@ def get_engine() -> Engine:
     return engine
 
 
+def migrated_engine() -> Engine:
+    """The engine, with the schema upgraded to the newest revision first if needed."""
+    from db import migrate
+
+    engine = get_engine()
+    migrate.ensure_current(engine)
+    return engine
+
+
 @lru_cache(maxsize=1)
 def session_factory() -> sessionmaker[Session]:
     """Sessions bound to :func:`get_engine`."""

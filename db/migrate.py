@@ -59,3 +59,9 @@ def ensure_current(engine: Engine) -> bool:
         return False
     upgrade(engine)
     return True
+
+
+def reset(engine: Engine) -> None:
+    """Drop everything cscat stored (downgrade to base) and migrate up again."""
+    downgrade(engine, "base")
+    upgrade(engine)

@@ -177,9 +177,14 @@ def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLab
 
 
 def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
-            reclassify_all: bool = False, flow_run_id: str | None = None,
-            note: str | None = None) -> ReleaseSummary | None:
-    """Write one catalog version atomically; None when there was nothing to change."""
+            classify: bool = True, reclassify_all: bool = False,
+            flow_run_id: str | None = None, note: str | None = None) -> ReleaseSummary | None:
+    """Write one catalog version atomically; None when there was nothing to change.
+
+    ``promote``: make that model version active first. ``classify``: apply the active model
+    to detections with no current result under it (``reclassify_all``: to every detection).
+    Master results are rebuilt for the sources that gained results or SIMBAD changes.
+    """
     try:
         with engine.begin() as conn:
             store.sync_taxonomy(conn, taxonomy_table())
@@ -194,7 +199,8 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             release_id = store.create_release(conn, model_id, flow_run_id, note)
             run_id = store.start_classification(conn, model_id, release_id)
             todo = store.detection_features(
-                conn, model.features_, without_result_of=None if reclassify_all else model_id)
+                conn, model.features_, without_result_of=None if reclassify_all else model_id
+            ) if classify else pd.DataFrame()
             n_det = 0
             if not todo.empty:
                 results = model.predict(todo[model.features_])

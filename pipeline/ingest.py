@@ -8,6 +8,7 @@ transaction: all of its valid rows or, if it is malformed, nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -103,6 +104,22 @@ def _load_valid(conn: Connection, frame: pd.DataFrame, run_id: int, summary: Ing
     summary.add(counts, checked.rejected)
 
 
+class _ProgressLog:
+    """Logs progress at most every few seconds (and at the end)."""
+
+    def __init__(self, total: int, unit: str, every_s: float = 3.0) -> None:
+        self.total, self.unit, self.every_s = total, unit, every_s
+        self.last = time.monotonic()
+
+    def __call__(self, done: int, note: str = "") -> None:
+        now = time.monotonic()
+        if done < self.total and now - self.last < self.every_s:
+            return
+        self.last = now
+        pct = 100.0 * done / self.total if self.total else 100.0
+        log.info("%d/%d %s (%.0f%%) %s", done, self.total, self.unit, pct, note)
+
+
 def _finish(engine: Engine, summary: IngestSummary, status: str, message: str | None = None
             ) -> IngestSummary:
     summary.status, summary.message = status, message
@@ -123,6 +140,7 @@ def ingest_csc(engine: Engine, source: CscSource, *, until: date | str | None = 
         todo = observations[~observations["obsid"].isin(done)]
         log.info("%d ObsIDs published, %d new", len(observations), len(todo))
         obs_mjd = todo.set_index("obsid")["gti_mjd_obs"]
+        report = _ProgressLog(len(todo), "ObsIDs")
         row = 0
         for obsids, chunk in source.iter_chunks(todo["obsid"].tolist(), progress):
             with engine.begin() as conn:  # the chunk and its coverage record, atomically
@@ -134,6 +152,7 @@ def ingest_csc(engine: Engine, source: CscSource, *, until: date | str | None = 
                 ingest_store.record_observations(conn, covered, run_id)
             summary.observations += len(obsids)
             row += len(chunk)
+            report(summary.observations, f"{summary.new_detections} new detections")
     except Exception as exc:
         _finish(engine, summary, "failed", str(exc))
         raise

@@ -1,0 +1,71 @@
+"""Read-side summaries of the catalog (what ``cscat demo`` and ``cscat status`` print)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+from db.models import SCHEMA
+from db.queries import QueryResult
+
+
+def _rows(engine: Engine, sql: str, **params) -> QueryResult:
+    with engine.connect() as conn:
+        result = conn.execute(text(sql), params)
+        return QueryResult(list(result.keys()), [tuple(r) for r in result.fetchall()])
+
+
+def versions(engine: Engine) -> QueryResult:
+    return _rows(engine, f"""
+        SELECT v.catalog_version, to_char(v.created_at, 'YYYY-MM-DD HH24:MI:SS') AS created,
+               v.model_id, (v.counts->>'detections_classified')::int AS classified,
+               (v.counts->>'sources_changed')::int AS sources_written
+        FROM {SCHEMA}.catalog_version v ORDER BY 1""")
+
+
+def counts(engine: Engine) -> QueryResult:
+    return _rows(engine, f"""
+        SELECT (SELECT count(*) FROM {SCHEMA}.csc_source) AS sources,
+               (SELECT count(*) FROM {SCHEMA}.csc_detection) AS detections,
+               (SELECT count(*) FROM {SCHEMA}.observation) AS observations,
+               (SELECT count(*) FROM {SCHEMA}.simbad_match WHERE main_id IS NOT NULL)
+                   AS simbad_matches,
+               (SELECT count(*) FROM {SCHEMA}.detection_result) AS detection_result_rows,
+               (SELECT count(*) FROM {SCHEMA}.source_result) AS source_result_rows""")
+
+
+def class_distribution(engine: Engine) -> QueryResult:
+    return _rows(engine, f"""
+        SELECT coalesce(agg_adopted_class, '(none)') AS agg_class,
+               count(*) FILTER (WHERE label_origin = 'simbad') AS from_simbad,
+               count(*) FILTER (WHERE label_origin = 'model') AS from_model,
+               count(*) FILTER (WHERE label_origin = 'model' AND ambiguous) AS model_ambiguous,
+               count(*) AS total
+        FROM {SCHEMA}.source_class GROUP BY 1 ORDER BY 1""")
+
+
+def class_changes(engine: Engine, from_version: int, to_version: int,
+                  limit: int = 10) -> tuple[int, QueryResult]:
+    with engine.connect() as conn:
+        n = conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.class_changes(:a, :b)"),
+                         {"a": from_version, "b": to_version}).scalar_one()
+    rows = _rows(engine, f"""
+        SELECT name, from_class, from_origin, to_class, to_origin
+        FROM {SCHEMA}.class_changes(:a, :b)
+        WHERE from_class IS NOT NULL ORDER BY name LIMIT :n""",
+                 a=from_version, b=to_version, n=limit)
+    return n, rows
+
+
+def active_model_validation(engine: Engine) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            f"SELECT model_id, n_detections, n_labeled, validation FROM {SCHEMA}.model_version "
+            "WHERE status = 'active'")).mappings().one_or_none()
+    return dict(row) if row else None
+
+
+def ingest_origins(engine: Engine) -> list[str]:
+    """Distinct origins of all ingest runs (to tell a demo catalog from a real one)."""
+    with engine.connect() as conn:
+        return list(conn.execute(text(
+            f"SELECT DISTINCT origin FROM {SCHEMA}.ingest_run ORDER BY 1")).scalars())
