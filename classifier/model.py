@@ -22,12 +22,34 @@ import numpy as np
 import pandas as pd
 from sklearn.mixture import GaussianMixture
 
+from ._parallel import fit_gmm, map_chunks
 from .features import DEFAULT_FEATURES, LOG_FEATURES, SCALE_FEATURES
 from .taxonomy import CLASSES
 from .transform import FeatureTransform, check_columns, feature_matrix
 
 FORMAT = "cscat.classifier.ClusterThenLabel"
 FORMAT_VERSION = 1
+
+
+def _plain_gmm(n_components: int, random_state, gd: dict) -> GaussianMixture:
+    """A fitted scikit-learn ``GaussianMixture`` rebuilt from its arrays (``to_dict`` layout)."""
+
+    def arr(x):
+        return np.array(x, dtype="float64")
+
+    g = GaussianMixture(
+        n_components=n_components, covariance_type="full", random_state=random_state
+    )
+    g.weights_ = arr(gd["weights"])
+    g.means_ = arr(gd["means"])
+    g.covariances_ = arr(gd["covariances"])
+    g.precisions_cholesky_ = arr(gd["precisions_cholesky"])
+    g.precisions_ = arr(gd["precisions"])
+    g.converged_ = bool(gd["converged"])
+    g.n_iter_ = int(gd["n_iter"])
+    g.lower_bound_ = float(gd["lower_bound"])
+    g.n_features_in_ = g.means_.shape[1]
+    return g
 
 
 class NotFittedError(RuntimeError):
@@ -47,8 +69,11 @@ class ClusterThenLabel:
     classes : list of str, default the paper's 10 classes
     min_labeled : int or None, default None (= number of features)
         Minimum labeled detections of a class in a cluster for the class to be usable there.
-    chunk_size : int, default 100_000
-        Rows processed at a time in prediction (bounds memory; does not change results).
+    chunk_size : int, default 65_536
+        Rows processed at a time (bounds memory; does not change results).
+    n_jobs : int or None, default None (= all cores)
+        Threads for the row-parallel parts of fit (GMM E-step, per-component M-step) and of
+        prediction. Per-row results do not depend on it; see ``classifier._parallel``.
 
     Fitted attributes
     -----------------
@@ -69,7 +94,8 @@ class ClusterThenLabel:
         random_state: int | None = 42,
         classes: list[str] | None = None,
         min_labeled: int | None = None,
-        chunk_size: int = 100_000,
+        chunk_size: int = 65_536,
+        n_jobs: int | None = None,
     ) -> None:
         self.features = features
         self.log_features = log_features
@@ -79,6 +105,7 @@ class ClusterThenLabel:
         self.classes = classes
         self.min_labeled = min_labeled
         self.chunk_size = chunk_size
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ params
     def get_params(self, deep: bool = True) -> dict:
@@ -91,6 +118,7 @@ class ClusterThenLabel:
             "classes": self.classes,
             "min_labeled": self.min_labeled,
             "chunk_size": self.chunk_size,
+            "n_jobs": self.n_jobs,
         }
 
     def set_params(self, **params) -> ClusterThenLabel:
@@ -134,10 +162,21 @@ class ClusterThenLabel:
             raise ValueError(f"only {n_ok} valid rows, fewer than n_components={self.n_components}")
         Z = transform.transform(A[ok])
         del A
-        gmm = GaussianMixture(
-            n_components=self.n_components, covariance_type="full", random_state=self.random_state
+        fitted = fit_gmm(Z, self.n_components, self.random_state, self.n_jobs)
+        gmm = _plain_gmm(
+            self.n_components,
+            self.random_state,
+            {
+                "weights": fitted.weights_,
+                "means": fitted.means_,
+                "covariances": fitted.covariances_,
+                "precisions_cholesky": fitted.precisions_cholesky_,
+                "precisions": fitted.precisions_,
+                "converged": fitted.converged_,
+                "n_iter": fitted.n_iter_,
+                "lower_bound": fitted.lower_bound_,
+            },
         )
-        gmm.fit(Z)
 
         self.features_ = feats
         self.classes_ = classes
@@ -204,12 +243,13 @@ class ClusterThenLabel:
         self.covariances_ = gmm.covariances_
         self.precisions_cholesky_ = gmm.precisions_cholesky_
 
-    def _cluster_of_transformed(self, Z: np.ndarray) -> np.ndarray:
-        out = np.empty(len(Z), dtype=np.int64)
-        step = max(int(self.chunk_size), 1)
-        for s in range(0, len(Z), step):
-            out[s : s + step] = self.gmm_.predict(Z[s : s + step])
-        return out
+    def _cluster_of_transformed(self, Z: np.ndarray, parallel: bool = True) -> np.ndarray:
+        if not parallel:
+            return self.gmm_.predict(Z).astype(np.int64)
+        parts = map_chunks(
+            lambda s, e: self.gmm_.predict(Z[s:e]), len(Z), self.chunk_size, self.n_jobs
+        )
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
@@ -230,22 +270,23 @@ class ClusterThenLabel:
             for k in range(self.n_components)
         ]
         usable_any = self.usable_.any(axis=1)
-        for s in range(0, n, step):
-            A = feature_matrix(X.iloc[s : s + step], self.features_)
+
+        def work(s: int, e: int) -> None:
+            A = feature_matrix(X.iloc[s:e], self.features_)
             r = self.transform_.validate(A)
             ok = r == None  # noqa: E711
-            reasons[s : s + len(A)] = r
-            if not ok.any():
-                continue
-            Z = self.transform_.transform(A[ok])
-            k = self._cluster_of_transformed(Z)
-            rows = np.flatnonzero(ok) + s
-            cluster[rows] = k
-            dead = ~usable_any[k]
-            for i in np.flatnonzero(dead):
-                reasons[rows[i]] = no_class[k[i]]
-            if proba:
-                P[rows] = self._proba_transformed(Z, k)
+            if ok.any():
+                Z = self.transform_.transform(A[ok])
+                k = self._cluster_of_transformed(Z, parallel=False)
+                rows = np.flatnonzero(ok) + s
+                cluster[rows] = k
+                for i in np.flatnonzero(~usable_any[k]):
+                    r[rows[i] - s] = no_class[k[i]]
+                if proba:
+                    P[rows] = self._proba_transformed(Z, k)
+            reasons[s:e] = r
+
+        map_chunks(work, n, step, self.n_jobs)
         return cluster, P, reasons
 
     def _proba_transformed(self, Z: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -326,6 +367,7 @@ class ClusterThenLabel:
                 "classes": list(self.classes_),
                 "min_labeled": self.min_labeled,
                 "chunk_size": int(self.chunk_size),
+                "n_jobs": self.n_jobs,
             },
             "classes": list(self.classes_),
             "min_labeled": int(self.min_labeled_),
@@ -361,20 +403,7 @@ class ClusterThenLabel:
         model.features_ = list(d["params"]["features"])
         model.classes_ = list(d["classes"])
         model.transform_ = FeatureTransform.from_dict(d["transform"])
-        gd = d["gmm"]
-        g = GaussianMixture(
-            n_components=model.n_components, covariance_type="full",
-            random_state=model.random_state,
-        )  # fmt: skip
-        g.weights_ = arr(gd["weights"])
-        g.means_ = arr(gd["means"])
-        g.covariances_ = arr(gd["covariances"])
-        g.precisions_cholesky_ = arr(gd["precisions_cholesky"])
-        g.precisions_ = arr(gd["precisions"])
-        g.converged_ = bool(gd["converged"])
-        g.n_iter_ = int(gd["n_iter"])
-        g.lower_bound_ = float(gd["lower_bound"])
-        g.n_features_in_ = len(model.features_)
+        g = _plain_gmm(model.n_components, model.random_state, d["gmm"])
         model._set_gmm(g)
         model.min_labeled_ = int(d["min_labeled"])
         model.n_fit_rows_ = int(d["n_fit_rows"])

@@ -1,7 +1,10 @@
 """The paper's feature transform, as a fitted, serializable object.
 
 For each *log feature*: ``x -> log(x + m/10)`` with ``m`` the smallest non-zero value of that
-feature among the valid fit rows, then min-max to [0, 1]. For each *scale feature*: min-max
+feature among the valid fit rows, then min-max to [0, 1]. The CSC log features (bb_kt,
+var_ratio_*, var_newq_b) are non-negative, so ``m`` is taken as the smallest *positive* value:
+identical for such data, and a stray negative value then makes only its own row invalid
+(``x + m/10 <= 0``) instead of shifting the whole feature. For each *scale feature*: min-max
 only. Other features pass unchanged. Min-max is ``(v - min) / (max - min)``; a constant
 feature (max == min) is mapped to ``v - min`` (i.e. 0) instead of dividing by zero.
 """
@@ -88,10 +91,10 @@ class FeatureTransform:
         offset = np.zeros(d)
         for j in np.flatnonzero(self._is_log):
             col = A[ok, j]
-            nz = col[col != 0]
+            nz = col[col > 0]
             if nz.size == 0:
                 raise ValueError(
-                    f"log feature {self.features[j]} has no non-zero finite value to fit on"
+                    f"log feature {self.features[j]} has no positive finite value to fit on"
                 )
             offset[j] = nz.min() / 10
         self.offset_ = offset
