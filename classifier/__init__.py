@@ -11,6 +11,7 @@ from .features import (
     derive_features,
 )
 from .model import ClusterThenLabel, NotFittedError
+from .select_k import bic_curve
 from .taxonomy import (
     AGG_CLASSES,
     AGGREGATION,
@@ -22,6 +23,8 @@ from .taxonomy import (
     simbad_to_class,
 )
 from .transform import FeatureTransform
+from .validation import PAPER_AGG_RECALL, format_report, validate
+from .voting import cohen_kappa, master_vote
 
 __all__ = [
     "AGGREGATION",
@@ -35,9 +38,15 @@ __all__ = [
     "FeatureTransform",
     "NotFittedError",
     "OtypeKind",
+    "PAPER_AGG_RECALL",
     "aggregate",
+    "bic_curve",
     "classify_otype",
+    "cohen_kappa",
     "derive_features",
+    "format_report",
+    "master_vote",
     "otype_kind",
     "simbad_to_class",
+    "validate",
 ]
