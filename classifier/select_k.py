@@ -53,8 +53,11 @@ def bic_curve(
     grad = np.gradient(mean, np.array(ks, dtype=float)) if len(ks) > 1 else np.zeros(len(ks))
     step = np.diff(mean)  # BIC(K+1) - BIC(K), for consecutive entries of ks
     gain = np.maximum(-step, 0.0)
-    flat = np.flatnonzero(gain < flat_fraction * gain.max()) if gain.size and gain.max() > 0 else []
-    flat = np.asarray(flat, dtype=int)
+    if gain.size and gain.max() > 0:
+        flat = np.flatnonzero(gain < flat_fraction * gain.max())
+        k_flat = int(ks[flat[0]]) if flat.size else None  # None: still dropping at the end
+    else:
+        k_flat = ks[0] if ks else None  # adding components never helps
     return {
         "ks": ks,
         "seeds": seeds,
