@@ -1,0 +1,105 @@
+"""The Prefect wiring: flows run under Prefect's test harness against the embedded database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prefect(tmp_path_factory, db_url):
+    """Prefect's test harness (a temporary API server) with cscat's Prefect settings."""
+    home = tmp_path_factory.mktemp("prefect")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_HOME", str(home))
+        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        from flows.runtime import configure_prefect
+
+        configure_prefect()
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=120):
+            from flows import catalog
+
+            yield catalog
+
+
+def scalar(engine, sql: str):
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar()
+
+
+def test_update_catalog_then_reclassify_and_events(prefect, engine, monkeypatch):
+    from ingest.sample import generate_sample
+    from pipeline import sources
+
+    small = generate_sample(800, seed=5)
+    monkeypatch.setattr(sources, "sample", lambda *a, **k: small)
+    out = prefect.update_catalog_flow(until="2012-12-31", refit="auto", source="sample")
+    assert out["refit_decision"] == "no active model"
+    assert out["refit"]["promote"] is True
+    assert out["release"]["catalog_version"] == 1
+    n_det = scalar(engine, "SELECT count(*) FROM catalog.csc_detection")
+    assert out["release"]["detections_classified"] == n_det > 0
+
+    emitted = []
+    monkeypatch.setattr(prefect, "emit_event", lambda **kw: emitted.append(kw))
+    ingested = prefect.ingest_csc_flow(until="2016-12-31", source="sample")
+    assert ingested["new_detections"] > 0
+    assert [e["event"] for e in emitted] == [prefect.DETECTIONS_INGESTED]
+    assert emitted[0]["payload"]["new_detections"] == ingested["new_detections"]
+
+    release = prefect.reclassify_flow()  # what the deployment trigger runs
+    assert release["catalog_version"] == 2
+    assert release["detections_classified"] == ingested["new_detections"]
+    assert prefect.reclassify_flow() is None  # nothing new: no version, no rows
+    assert prefect.build_master_flow() is None
+
+    again = prefect.ingest_csc_flow(until="2016-12-31", source="sample")
+    assert again["new_detections"] == 0 and len(emitted) == 1  # no event without new data
+
+
+def test_serve_deployments_have_the_configured_schedules_and_trigger(prefect, monkeypatch):
+    monkeypatch.setenv("CSCAT_UPDATE_CRON", "15 2 * * *")
+    from db.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        from flows.serve import deployments
+
+        deps = {d.flow_name: d for d in deployments()}
+    finally:
+        get_settings.cache_clear()
+    cron = {name: [s.schedule.cron for s in d.schedules] for name, d in deps.items()}
+    assert cron["update_catalog"] == ["15 2 * * *"]
+    assert cron["refit"] == ["0 4 * * 0"]
+    (trigger,) = deps["reclassify"].triggers
+    assert trigger.expect == {prefect.DETECTIONS_INGESTED}
+
+
+@pytest.mark.slow
+def test_demo_on_a_fresh_data_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CSCAT_", "PREFECT_"))}
+    env.update(CSCAT_DATA_DIR=str(tmp_path / "data"), CSCAT_CONFIG=str(tmp_path / "none.toml"),
+               PYTHONPATH=str(PROJECT))
+    run = subprocess.run([sys.executable, "-m", "cscat", "demo"], env=env, capture_output=True,
+                         text=True, timeout=900, cwd=PROJECT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    for heading in ("== catalog versions ==", "== current classes", "class changed between",
+                    "validation", "== explore =="):
+        assert heading in out
+    assert "catalog version 2 (model 1)" in out
+    sql = subprocess.run(
+        [sys.executable, "-m", "cscat", "sql",
+         "select agg_master_class, count(*) from catalog.source_class group by 1"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT)
+    assert sql.returncode == 0, sql.stderr
+    assert "AGN" in sql.stdout and "YSO" in sql.stdout
