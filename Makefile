@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cscat db upgrade
-	$(BIN)/cscat status
+	$(BIN)/cscat demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
