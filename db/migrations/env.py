@@ -16,7 +16,14 @@ def include_name(name, type_, parent_names):
     return True
 
 
+#: pg_advisory_xact_lock key serialising migrations of one database across processes.
+MIGRATION_LOCK_KEY = 0x63736D6967
+
+
 def run_migrations(connection) -> None:
+    # Concurrent cscat processes may all find the schema behind: one migrates, the others
+    # wait here and then find it current.
+    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
     connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     context.configure(
         connection=connection,
