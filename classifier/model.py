@@ -185,11 +185,12 @@ class ClusterThenLabel:
         cluster = self._cluster_of_transformed(Z)
 
         d, K, C = len(feats), self.n_components, len(classes)
-        min_n = d if self.min_labeled is None else int(self.min_labeled)
+        # ddof=1 needs >= 2 rows in any case
+        min_n = max(d if self.min_labeled is None else int(self.min_labeled), 2)
         code = labels[ok]  # -1 = unlabeled
         counts = np.zeros((K, C), dtype=np.int64)
         np.add.at(counts, (cluster[code >= 0], code[code >= 0]), 1)
-        usable = counts >= max(min_n, 2)  # ddof=1 needs >= 2 rows in any case
+        usable = counts >= min_n
         means = np.full((K, C, d), np.nan)
         pinv = np.full((K, C, d, d), np.nan)
         for k, c in zip(*np.nonzero(usable), strict=True):
@@ -265,10 +266,13 @@ class ClusterThenLabel:
         P = np.full((n, C), np.nan) if proba else None
         reasons = np.full(n, None, dtype=object)
         step = max(int(self.chunk_size), 1)
-        no_class = [
-            f"cluster {k} has no class with >= {self.min_labeled_} labeled detections"
-            for k in range(self.n_components)
-        ]
+        no_class = np.array(
+            [
+                f"cluster {k} has no class with >= {self.min_labeled_} labeled detections"
+                for k in range(self.n_components)
+            ],
+            dtype=object,
+        )
         usable_any = self.usable_.any(axis=1)
 
         def work(s: int, e: int) -> None:
@@ -280,8 +284,8 @@ class ClusterThenLabel:
                 k = self._cluster_of_transformed(Z, parallel=False)
                 rows = np.flatnonzero(ok) + s
                 cluster[rows] = k
-                for i in np.flatnonzero(~usable_any[k]):
-                    r[rows[i] - s] = no_class[k[i]]
+                dead = np.flatnonzero(~usable_any[k])
+                r[rows[dead] - s] = no_class[k[dead]]
                 if proba:
                     P[rows] = self._proba_transformed(Z, k)
             reasons[s:e] = r
@@ -410,7 +414,7 @@ class ClusterThenLabel:
         model.class_counts_ = np.array(d["class_counts"], dtype=np.int64).reshape(
             model.n_components, len(model.classes_)
         )
-        model.usable_ = model.class_counts_ >= max(model.min_labeled_, 2)
+        model.usable_ = model.class_counts_ >= model.min_labeled_
         d_ = len(model.features_)
         K, C = model.n_components, len(model.classes_)
         model.class_means_ = arr(d["class_means"]).reshape(K, C, d_)

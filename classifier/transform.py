@@ -38,18 +38,54 @@ def feature_matrix(X: pd.DataFrame, features: list[str]) -> np.ndarray:
     return np.column_stack(cols) if cols else np.empty((len(X), 0))
 
 
+_WHAT = {1: "is NaN", 2: "is inf", 3: "is -inf"}
+
+
+def row_reasons(
+    A: np.ndarray,
+    features: list[str],
+    log_mask: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per row: ``None`` (valid) or the reason it is invalid, vectorized over rows.
+
+    E.g. ``"invalid features: bb_kt is NaN, var_ratio_b + 0.0001 <= 0 (log undefined)"``.
+    With ``log_mask``/``offset``, finite values of log features with ``x + offset <= 0`` are
+    invalid too.
+    """
+    A = np.asarray(A, dtype="float64")
+    code = np.zeros(A.shape, dtype=np.int8)
+    code[np.isnan(A)] = 1
+    code[np.isposinf(A)] = 2
+    code[np.isneginf(A)] = 3
+    if log_mask is not None and log_mask.any():
+        with np.errstate(invalid="ignore"):
+            undefined = (A[:, log_mask] + offset[log_mask]) <= 0
+        sub = code[:, log_mask]
+        sub[undefined & (sub == 0)] = 4
+        code[:, log_mask] = sub
+    reasons = np.full(A.shape[0], None, dtype=object)
+    bad_rows = np.flatnonzero(code.any(axis=1))
+    if bad_rows.size == 0:
+        return reasons
+    patterns, inverse = np.unique(code[bad_rows], axis=0, return_inverse=True)
+    messages = []
+    for pat in patterns:
+        parts = [
+            f"{features[j]} {_WHAT[int(pat[j])]}" for j in np.flatnonzero((pat >= 1) & (pat <= 3))
+        ]
+        parts += [
+            f"{features[j]} + {float(offset[j])!r} <= 0 (log undefined)"
+            for j in np.flatnonzero(pat == 4)
+        ]
+        messages.append("invalid features: " + ", ".join(parts))
+    reasons[bad_rows] = np.array(messages, dtype=object)[np.ravel(inverse)]
+    return reasons
+
+
 def nonfinite_reasons(A: np.ndarray, features: list[str]) -> np.ndarray:
     """Per row: ``None`` or a reason naming the non-finite features, e.g. ``'bb_kt is NaN'``."""
-    reasons = np.full(A.shape[0], None, dtype=object)
-    bad = ~np.isfinite(A)
-    for i in np.flatnonzero(bad.any(axis=1)):
-        parts = []
-        for j in np.flatnonzero(bad[i]):
-            v = A[i, j]
-            what = "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
-            parts.append(f"{features[j]} is {what}")
-        reasons[i] = "invalid features: " + ", ".join(parts)
-    return reasons
+    return row_reasons(A, features)
 
 
 @dataclass
@@ -100,7 +136,7 @@ class FeatureTransform:
         self.offset_ = offset
         self.min_ = np.zeros(d)
         self.range_ = np.ones(d)
-        reasons = self._log_reasons(A, reasons)
+        reasons = self._log_reasons(A)
         ok = reasons == None  # noqa: E711
         if not ok.any():
             raise ValueError("no valid rows to fit the transform on")
@@ -112,22 +148,8 @@ class FeatureTransform:
         return reasons
 
     # ------------------------------------------------------------------ applying
-    def _log_reasons(self, A: np.ndarray, reasons: np.ndarray) -> np.ndarray:
-        reasons = reasons.copy()
-        with np.errstate(invalid="ignore"):
-            shifted = A[:, self._is_log] + self.offset_[self._is_log]
-            bad = shifted <= 0
-        names = [f for f, is_log in zip(self.features, self._is_log, strict=True) if is_log]
-        for i in np.flatnonzero(bad.any(axis=1)):
-            parts = [
-                f"{names[j]} + {self.offset_[self._is_log][j]!r} <= 0 (log undefined)"
-                for j in np.flatnonzero(bad[i])
-            ]
-            detail = ", ".join(parts)
-            reasons[i] = (
-                f"invalid features: {detail}" if reasons[i] is None else f"{reasons[i]}, {detail}"
-            )
-        return reasons
+    def _log_reasons(self, A: np.ndarray) -> np.ndarray:
+        return row_reasons(A, self.features, self._is_log, self.offset_)
 
     def _log(self, A: np.ndarray) -> np.ndarray:
         out = np.array(A, dtype="float64", copy=True)
@@ -138,7 +160,7 @@ class FeatureTransform:
     def validate(self, A: np.ndarray) -> np.ndarray:
         """Per-row reasons (None = valid) for already-fitted offsets."""
         A = np.asarray(A, dtype="float64")
-        return self._log_reasons(A, nonfinite_reasons(A, self.features))
+        return self._log_reasons(A)
 
     def transform(self, A: np.ndarray) -> np.ndarray:
         """Transform valid rows (call :meth:`validate` first; invalid rows give NaN/inf)."""

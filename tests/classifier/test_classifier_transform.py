@@ -106,3 +106,14 @@ def test_derive_features():
     np.testing.assert_array_equal(out.var_newq_b, [1.5, np.nan, np.nan])
     assert "var_ratio_s" not in out.columns  # inputs absent
     assert "var_ratio_b" not in df.columns  # input not modified
+
+
+def test_combined_reason_and_many_invalid_rows_vectorized():
+    t = FeatureTransform(FEATS, ["k"], ["g"])
+    t.fit(np.array([[1.0, 1.0, 0.0], [2.0, 2.0, 1.0]]))
+    A = np.tile(np.array([[-1.0, np.nan, 0.0], [1.0, 1.0, -np.inf], [1.0, 1.0, 1.0]]), (50_000, 1))
+    r = t.validate(A)
+    assert r[0] == "invalid features: g is NaN, k + 0.1 <= 0 (log undefined)"
+    assert r[1] == "invalid features: h is -inf"
+    assert r[2] is None
+    assert (r[0::3] == r[0]).all() and (r[1::3] == r[1]).all()
