@@ -116,8 +116,9 @@ class _ProgressLog:
         if done < self.total and now - self.last < self.every_s:
             return
         self.last = now
-        pct = 100.0 * done / self.total if self.total else 100.0
-        log.info("%d/%d %s (%.0f%%) %s", done, self.total, self.unit, pct, note)
+        frac = done / self.total if self.total else 1.0
+        bar = "#" * round(20 * frac) + "." * (20 - round(20 * frac))
+        log.info("[%s] %d/%d %s (%.0f%%) %s", bar, done, self.total, self.unit, 100 * frac, note)
 
 
 def _finish(engine: Engine, summary: IngestSummary, status: str, message: str | None = None
@@ -195,7 +196,10 @@ def ingest_simbad(engine: Engine, source: SimbadSource, *, refresh_days: float |
         with engine.connect() as conn:
             todo = ingest_store.sources_for_simbad(conn, refresh_days)
         if not todo.empty:
-            _store_simbad(engine, source.crossmatch(todo, progress), run_id, summary)
+            log.info("crossmatching %d sources with SIMBAD", len(todo))
+            report = _ProgressLog(len(todo), "sources")
+            matches = source.crossmatch(todo, progress or (lambda done, _: report(done)))
+            _store_simbad(engine, matches, run_id, summary)
     except Exception as exc:
         _finish(engine, summary, "failed", str(exc))
         raise
