@@ -102,3 +102,22 @@ def test_all_ten_classes_default():
     v = master_vote(det)
     assert {f"mean_{c}" for c in CLASSES} <= set(v.columns)
     assert v.n_detections.sum() == 50
+
+
+def test_pipeline_predict_then_vote():
+    from classifier import ClusterThenLabel
+
+    rng = np.random.default_rng(5)
+    n = 400
+    X = pd.DataFrame({"a": rng.normal(0, 1, n), "b": rng.normal(0, 1, n)})
+    y = pd.Series(rng.choice(["QSO", "YSO", None], n), dtype="object")
+    X.loc[7, "a"] = np.nan
+    m = ClusterThenLabel(["a", "b"], [], [], n_components=2).fit(X, y)
+    det = m.predict(X)
+    det["name"] = [f"src{i % 50}" for i in range(n)]
+    det["obsid"] = np.arange(n)
+    v = master_vote(det, classes=m.classes_)
+    assert len(v) == 50 and v.n_detections.sum() == n - 1  # the invalid row is ignored
+    assert set(v.hard_class) <= {"QSO", "YSO"} and set(v.soft_class) <= {"QSO", "YSO"}
+    k = cohen_kappa(v.hard_class, v.soft_class)
+    assert -1 <= k <= 1
