@@ -33,9 +33,12 @@ def _bound(x: float | None) -> str:
     return "inf" if x is None else _fmt(x)
 
 
-def _add(reasons: pd.Series, bad: pd.Series, msg: pd.Series | str) -> None:
+def _add(reasons: pd.Series, bad: pd.Series, msg) -> None:
+    """Append ``msg`` (text, a Series, or a callable making the Series) where ``bad``; the
+    callable runs only when some row is bad (building messages for every row is slow)."""
     bad = bad.fillna(False).astype(bool)
     if bad.any():
+        msg = msg() if callable(msg) else msg
         part = msg[bad] if isinstance(msg, pd.Series) else msg
         reasons[bad] = reasons[bad] + "; " + part
 
@@ -48,16 +51,23 @@ def _reasons(df: pd.DataFrame) -> pd.Series:
                 _add(reasons, pd.Series(True, index=df.index), f"{col.name} missing")
             continue
         raw = df[col.name]
+        # A numeric column's values are never blank text nor unparsable: skip the text checks.
+        numeric = pd.api.types.is_numeric_dtype(raw.dtype)
         if col.required:
-            empty = raw.isna() | (raw.astype("string").str.strip() == "")
+            empty = raw.isna() if numeric else (
+                raw.isna() | (raw.astype("string").str.strip() == ""))
             _add(reasons, empty, f"{col.name} missing")
         if col.sql_type in ("int", "bigint", "double"):
             num = pd.to_numeric(raw, errors="coerce")
-            unparsable = num.isna() & raw.notna() & (raw.astype("string").str.strip() != "")
-            _add(reasons, unparsable, col.name + "=" + raw.astype(str) + " is not a number")
+            if not numeric:
+                unparsable = (num.isna() & raw.notna()
+                              & (raw.astype("string").str.strip() != ""))
+                _add(reasons, unparsable,
+                     lambda n=col.name, r=raw: n + "=" + r.astype(str) + " is not a number")
             if col.sql_type != "double":
                 frac = num.notna() & (num != num.round())
-                _add(reasons, frac, col.name + "=" + num.astype(str) + " is not an integer")
+                _add(reasons, frac,
+                     lambda n=col.name, v=num: n + "=" + v.astype(str) + " is not an integer")
             if col.valid is not None:
                 lo, hi = col.valid
                 out = pd.Series(False, index=df.index)
@@ -72,7 +82,7 @@ def _reasons(df: pd.DataFrame) -> pd.Series:
     if "name" in df.columns:
         name = df["name"].astype("string")
         bad = name.notna() & ~name.str.fullmatch(NAME_PATTERN).fillna(False)
-        _add(reasons, bad, "name " + name.astype(str) + " is not 2CXO Jhhmmss.s±ddmmss")
+        _add(reasons, bad, lambda: "name " + name.astype(str) + " is not 2CXO Jhhmmss.s±ddmmss")
     return reasons.str.removeprefix("; ")
 
 

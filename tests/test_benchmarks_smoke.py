@@ -1,0 +1,85 @@
+"""The benchmark code at tiny sizes: it keeps working, and an update costs what is new.
+
+No timing assertions (the suite runs on any machine). The work counts do not depend on timing:
+an incremental update into a small and into a larger catalog classifies exactly the new
+detections, writes one ``detection_result`` row per new detection, and rebuilds and writes
+master results only for the sources of the new detections, whatever the catalog size.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import bench_pipeline
+from benchmarks.__main__ import main
+from benchmarks.common import BenchServer
+
+INCREMENT = 150
+
+
+@pytest.fixture(scope="module")
+def increments(pg_server) -> dict[int, list[dict]]:
+    """Work counts of 2 incremental updates of ~150 detections into catalogs of two sizes."""
+    server = BenchServer(info=pg_server)
+    out = {}
+    for n in (1_500, 6_000):
+        rows = bench_pipeline.run_size(server, n, repeat=2, increment_size=INCREMENT,
+                                       log=lambda _msg: None)
+        inc = next(r for r in rows if r["figure"] == "incremental_update")
+        out[n] = inc["work"]
+    return out
+
+
+def test_catalogs_of_both_sizes_got_their_increments(increments):
+    for n, work in increments.items():
+        assert len(work) == 2
+        for w in work:
+            assert INCREMENT // 2 <= w["new_detections"] < 4 * INCREMENT
+        assert work[-1]["catalog_detections"] > 0.8 * n
+
+
+def test_incremental_update_classifies_and_writes_only_the_new_detections(increments):
+    for work in increments.values():
+        for w in work:
+            assert w["detections_classified"] == w["new_detections"]
+            assert w["detection_result_rows_written"] == w["new_detections"]
+            assert w["detection_result_rows_closed"] == 0  # nothing old is reclassified
+
+
+def test_incremental_update_rebuilds_only_the_sources_of_the_new_detections(increments):
+    for work in increments.values():
+        for w in work:
+            assert w["sources_rebuilt"] == w["sources_of_new_detections"]
+            assert w["source_result_rows_written"] == w["sources_changed"]
+            assert w["source_result_rows_written"] <= w["sources_of_new_detections"]
+            assert w["source_result_rows_closed"] <= w["source_result_rows_written"]
+            assert w["sources_of_new_detections"] <= w["new_detections"]
+
+
+def test_incremental_work_does_not_grow_with_the_catalog(increments):
+    small, large = (increments[n] for n in sorted(increments))
+    assert large[-1]["catalog_detections"] > 3 * small[-1]["catalog_detections"]
+    for w_small, w_large in zip(small, large, strict=True):
+        # Rows written per new detection are bounded by the same constant at both sizes.
+        for w in (w_small, w_large):
+            written = w["detection_result_rows_written"] + w["source_result_rows_written"]
+            assert written <= 2 * w["new_detections"]
+
+
+def test_benchmark_command_writes_every_figure(tmp_path):
+    out = tmp_path / "all.json"
+    assert main(["--quick", "--sizes", "1500", "--repeat", "1", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    figures = {r["figure"] for r in payload["rows"]}
+    assert {"fit_time", "predict_proba_time", "reference_d2_time", "predict_proba_throughput",
+            "ingest_parquet_throughput", "ingest_copy_insert_throughput", "full_build",
+            "incremental_update", "sql_current_class_of_one_source",
+            "sql_class_above_probability", "sql_as_of_version_class_counts",
+            "sql_class_changes_between_versions"} <= figures
+    for r in payload["rows"]:
+        assert r["min"] <= r["median"] <= r["max"] and r["runs"] >= 1 and r["unit"]
+    m = payload["machine"]
+    assert m["cpu_count"] and m["postgresql"] and m["numpy"]
+    assert (tmp_path / "all.md").exists()
