@@ -7,17 +7,15 @@ and inserts the new ones, all in the caller's transaction, so a release is atomi
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
-import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, text
 
-from db.load import copy_frame
+from db.load import copy_frame, read_frame
 from db.models import SCHEMA
 
 #: pg_advisory_lock key held by a catalog update ("cscat" in ASCII).
@@ -47,25 +45,6 @@ def update_lock(engine: Engine, wait: bool = False) -> Iterator[None]:
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
             conn.commit()
-
-
-def read_frame(conn: Connection, select_sql: str) -> pd.DataFrame:
-    """Run a SELECT through COPY ... TO STDOUT and parse it with Arrow (fast for big reads).
-
-    ``select_sql`` must not take parameters (COPY cannot bind them): inline only ints.
-    """
-    raw = conn.connection.driver_connection
-    buf = io.BytesIO()
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
-            for chunk in copy:
-                buf.write(chunk)
-    if buf.tell() == 0:
-        return pd.DataFrame()
-    buf.seek(0)
-    # COPY writes NULL unquoted and '' quoted: keep them apart.
-    opts = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
-    return pacsv.read_csv(buf, convert_options=opts).to_pandas()
 
 
 # -- taxonomy ------------------------------------------------------------------------------

@@ -35,6 +35,16 @@ DATABASE = "cscat"
 SUPERUSER = "cscat"
 ROOT_RUN_AS = "cscat_pg"
 START_TIMEOUT_S = 60
+#: Settings for bulk catalog work (the defaults suit a small OLTP server): fewer checkpoints
+#: during large loads, more memory for sorts and index builds.
+SERVER_SETTINGS = {
+    "shared_buffers": "512MB",
+    "wal_buffers": "64MB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+}
 
 
 class EmbeddedServerError(RuntimeError):
@@ -205,7 +215,8 @@ class EmbeddedServer:
         self._write_state(state)
         # Socket only in pgdata (short paths) or none; clients use TCP on 127.0.0.1.
         sock = str(self.pgdata) if len(str(self.pgdata)) < 90 else ""
-        opts = f"-h 127.0.0.1 -p {port} -k '{sock}'"
+        opts = f"-h 127.0.0.1 -p {port} -k '{sock}' " + " ".join(
+            f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
         _pg([_bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log_file), "-w",
              "-t", str(START_TIMEOUT_S), "-o", opts, "start"],
             timeout=START_TIMEOUT_S + 10, start_new_session=True)

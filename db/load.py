@@ -15,21 +15,18 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection
+from psycopg.copy import QueuedLibpqWriter
+from sqlalchemy import Connection, text
 
+from db.copy_binary import HEADER, TRAILER, encode_parts
 from db.csc_columns import (
     DERIVED_COLUMNS,
     DETECTION_COLUMNS,
     DETECTION_KEY,
     SOURCE_COLUMNS,
     Column,
-    names,
 )
 from db.models import SCHEMA
-
-_PG_TYPES = {"int": "integer", "bigint": "bigint", "double": "double precision",
-             "text": "text", "bool": "boolean"}
-STAGED: tuple[Column, ...] = (*SOURCE_COLUMNS, *DETECTION_COLUMNS, *DERIVED_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -44,6 +41,25 @@ class LoadCounts:
     def duplicates(self) -> int:
         """Input rows that were already stored or repeated within the input."""
         return self.rows - self.new_detections
+
+
+def read_frame(conn: Connection, select_sql: str) -> pd.DataFrame:
+    """Run a SELECT through COPY ... TO STDOUT and parse it with Arrow (fast for big reads).
+
+    ``select_sql`` must not take parameters (COPY cannot bind them): inline only ints.
+    """
+    raw = conn.connection.driver_connection
+    buf = io.BytesIO()
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+            for chunk in copy:
+                buf.write(chunk)
+    if buf.tell() == 0:
+        return pd.DataFrame()
+    buf.seek(0)
+    # COPY writes NULL unquoted and '' quoted: keep them apart.
+    opts = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
+    return pacsv.read_csv(buf, convert_options=opts).to_pandas()
 
 
 def copy_frame(conn: Connection, table: str, frame: pd.DataFrame,
@@ -62,38 +78,95 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame,
                 copy.write(view[start:start + (1 << 20)])
 
 
-def _stage(conn: Connection, frame: pd.DataFrame) -> None:
-    cols = ", ".join(f"{c.name} {_PG_TYPES[c.sql_type]}" for c in STAGED)
-    conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.stage_detection")
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE stage_detection (row_no integer, {cols}) ON COMMIT DROP"
-    )
-    staged = frame.reindex(columns=names(STAGED))
-    staged.insert(0, "row_no", range(len(staged)))
-    copy_frame(conn, "pg_temp.stage_detection", staged, ["row_no", *names(STAGED)])
+_BINARY_TYPES = {"int": "int4", "bigint": "int8", "double": "float8", "text": "text",
+                 "bool": "bool"}
+#: pg_advisory_xact_lock key: one detection load at a time (its anti-join must stay true).
+LOAD_LOCK_KEY = 0x6373636C64
+
+
+def copy_binary(conn: Connection, table: str, frame: pd.DataFrame,
+                columns: Sequence[tuple[str, str]], rows_per_part: int = 50_000) -> None:
+    """Binary COPY of ``frame`` into ``table``; ``columns`` are (name, binary type).
+
+    Encoded in parts handed to a writer thread, so the server ingests one part while the
+    next is encoded.
+    """
+    cols = ", ".join(f'"{c}"' for c, _ in columns)
+    with conn.connection.driver_connection.cursor() as cur:
+        statement = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT binary)"
+        with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
+            copy.write(HEADER)
+            for start in range(0, len(frame), rows_per_part):
+                part = frame.iloc[start:start + rows_per_part]
+                for buf in encode_parts(part, columns, framing=False):
+                    copy.write(buf)
+            copy.write(TRAILER)
+
+
+def _typed(columns: Sequence[Column]) -> list[tuple[str, str]]:
+    return [(c.name, _BINARY_TYPES[c.sql_type]) for c in columns]
+
+
+def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The natural key with NULL as -1 (never a valid value), for exact set operations."""
+    return pd.DataFrame({c: frame[c].astype("Int64").fillna(-1).to_numpy("int64")
+                         for c in ("source_id", *DETECTION_KEY)})
+
+
+def _source_ids(conn: Connection, sources: pd.DataFrame, run_id: int) -> tuple[pd.Series, int]:
+    """Source id per name of ``sources`` (one row per name); new names are inserted with ids
+    reserved from the identity sequence. Returns (ids by name, number of new sources)."""
+    conn.exec_driver_sql("CREATE TEMP TABLE stage_name (name text) ON COMMIT DROP")
+    copy_binary(conn, "pg_temp.stage_name", sources, [("name", "text")])
+    known = read_frame(conn, f"SELECT s.name, s.source_id FROM pg_temp.stage_name st "
+                             f"JOIN {SCHEMA}.csc_source s USING (name)")
+    conn.exec_driver_sql("DROP TABLE pg_temp.stage_name")
+    ids = known.set_index("name")["source_id"] if not known.empty else pd.Series(dtype="int64")
+    new = sources[~sources["name"].isin(ids.index)]
+    if new.empty:
+        return ids, 0
+    last = conn.execute(text(
+        f"SELECT setval(pg_get_serial_sequence('{SCHEMA}.csc_source', 'source_id'), "
+        f"nextval(pg_get_serial_sequence('{SCHEMA}.csc_source', 'source_id')) + :n - 1)"),
+        {"n": len(new)}).scalar_one()
+    new = new.assign(source_id=range(last - len(new) + 1, last + 1), ingest_run_id=run_id)
+    copy_binary(conn, f"{SCHEMA}.csc_source", new,
+                [("source_id", "int8"), *_typed(SOURCE_COLUMNS), ("ingest_run_id", "int4")])
+    return pd.concat([ids, new.set_index("name")["source_id"]]), len(new)
+
+
+def _stored_keys(conn: Connection, obsids: pd.Series) -> pd.MultiIndex | None:
+    """Natural keys already stored for these ObsIDs (the only ones a new row can repeat)."""
+    conn.exec_driver_sql("CREATE TEMP TABLE stage_obsid (obsid integer) ON COMMIT DROP")
+    copy_binary(conn, "pg_temp.stage_obsid", pd.DataFrame({"obsid": obsids.unique()}),
+                [("obsid", "int4")])
+    stored = read_frame(conn, f"SELECT d.source_id, d.obsid, d.obi, d.region_id "
+                              f"FROM {SCHEMA}.csc_detection d "
+                              f"JOIN pg_temp.stage_obsid o USING (obsid)")
+    conn.exec_driver_sql("DROP TABLE pg_temp.stage_obsid")
+    return None if stored.empty else pd.MultiIndex.from_frame(_key_frame(stored))
 
 
 def load_detections(conn: Connection, frame: pd.DataFrame, run_id: int) -> LoadCounts:
-    """Load validated source+detection rows (stored column names) and return what was new."""
+    """Load validated source+detection rows (stored column names) and return what was new.
+
+    New source names are inserted; detections whose natural key (source, ObsID, OBI,
+    region) is already stored, or repeated in ``frame``, are skipped; the rest go straight
+    into ``catalog.csc_detection`` by binary COPY. Loads are serialised by an advisory lock,
+    so the check for stored keys stays true until commit.
+    """
     if frame.empty:
         return LoadCounts(0, 0, 0)
-    _stage(conn, frame)
-    src_cols = names(SOURCE_COLUMNS)
-    new_sources = conn.exec_driver_sql(
-        f"INSERT INTO {SCHEMA}.csc_source ({', '.join(src_cols)}, ingest_run_id) "
-        f"SELECT DISTINCT ON (name) {', '.join(src_cols)}, {int(run_id)} "
-        f"FROM pg_temp.stage_detection ORDER BY name, row_no "
-        f"ON CONFLICT (name) DO NOTHING"
-    ).rowcount
-    det_cols = names(DETECTION_COLUMNS) + names(DERIVED_COLUMNS)
-    key = ", ".join(["s.source_id", *(f"d.{k}" for k in DETECTION_KEY)])
-    new_detections = conn.exec_driver_sql(
-        f"INSERT INTO {SCHEMA}.csc_detection (source_id, {', '.join(det_cols)}, ingest_run_id) "
-        f"SELECT DISTINCT ON ({key}) s.source_id, "
-        f"{', '.join('d.' + c for c in det_cols)}, {int(run_id)} "
-        f"FROM pg_temp.stage_detection d JOIN {SCHEMA}.csc_source s ON s.name = d.name "
-        f"ORDER BY {key}, d.row_no "
-        f"ON CONFLICT ON CONSTRAINT uq_csc_detection_source_id_obsid_obi_region_id DO NOTHING"
-    ).rowcount
-    conn.exec_driver_sql("DROP TABLE pg_temp.stage_detection")
-    return LoadCounts(len(frame), new_sources, new_detections)
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOAD_LOCK_KEY})
+    ids, new_sources = _source_ids(conn, frame.drop_duplicates("name"), run_id)
+    det = frame.assign(source_id=frame["name"].map(ids).astype("int64"))
+    key = _key_frame(det)
+    fresh = ~key.duplicated(keep="first").to_numpy()
+    stored = _stored_keys(conn, det["obsid"])
+    if stored is not None:
+        fresh &= ~pd.MultiIndex.from_frame(key).isin(stored)
+    new = det[fresh].assign(ingest_run_id=int(run_id))
+    columns = [("source_id", "int8"), *_typed((*DETECTION_COLUMNS, *DERIVED_COLUMNS)),
+               ("ingest_run_id", "int4")]
+    copy_binary(conn, f"{SCHEMA}.csc_detection", new, columns)
+    return LoadCounts(len(frame), new_sources, len(new))

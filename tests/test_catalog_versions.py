@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from db import catalog_store as store
+from db import integrity
 from db.settings import Settings
 from ingest.sample import generate_sample
 from ingest.sample_source import SampleCsc, SampleSimbad
@@ -66,6 +67,8 @@ def invariants(engine) -> None:
     versions = [v for (v,) in q(engine, "SELECT release_id FROM catalog.release ORDER BY 1")]
     assert versions == list(range(1, len(versions) + 1)), "versions are numbered without gaps"
     assert scalar(engine, "SELECT count(*) FROM catalog.fitted_model WHERE status = 'active'") <= 1
+    with engine.connect() as conn:
+        assert integrity.problems(conn) == {}
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +183,7 @@ def test_a_publish_that_fails_halfway_leaves_the_last_version(epochs, engine, sa
 KILL_SCRIPT = """
 import sys, time, pathlib
 from db import catalog_store as store
+from db import integrity
 from db.engine import get_engine
 from db.settings import Settings
 from pipeline import classify
