@@ -162,6 +162,7 @@ class SimbadMatch(Base):
     """The current SIMBAD crossmatch of a source (``main_id`` NULL: no object within radius)."""
 
     __tablename__ = "simbad_match"
+    __table_args__ = (Index("ix_simbad_match_changed_at", "changed_at"),)
 
     source_id: Mapped[int] = mapped_column(
         ForeignKey(f"{SCHEMA}.csc_source.source_id"), primary_key=True
@@ -253,6 +254,8 @@ class DetectionResult(Base):
         Index("ix_detection_result_current", "detection_id",
               postgresql_where="valid_to IS NULL"),
         Index("ix_detection_result_valid_from", "valid_from"),
+        Index("ix_detection_result_current_model", "model_id", "detection_id",
+              postgresql_where=text("valid_to IS NULL")),
     )
 
     detection_id: Mapped[int] = mapped_column(
@@ -276,6 +279,19 @@ class DetectionResult(Base):
     )
 
 
+class UnclassifiedDetection(Base):
+    """A detection with no current result under any model: the queue a publish classifies
+    first (kept by statement triggers on ``csc_detection`` and ``detection_result``)."""
+
+    __tablename__ = "unclassified_detection"
+    __table_args__ = (
+        {"comment": "detections with no current result under any model (kept by triggers)"},
+    )
+
+    detection_id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                              autoincrement=False)
+
+
 class SourceResult(Base):
     """A master (per-source) classification, valid from one release until superseded."""
 
@@ -284,6 +300,9 @@ class SourceResult(Base):
         Index("ix_source_result_current", "source_id", postgresql_where="valid_to IS NULL"),
         Index("ix_source_result_valid", "valid_from", "valid_to"),
         Index("ix_source_result_adopted", "adopted_class",
+              postgresql_where=text("valid_to IS NULL")),
+        Index("ix_source_result_valid_to", "valid_to"),
+        Index("ix_source_result_current_agg", "agg_adopted_class", "label_origin",
               postgresql_where=text("valid_to IS NULL")),
         CheckConstraint("label_origin IN ('simbad', 'model')", "label_origin"),
     )
