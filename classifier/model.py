@@ -18,6 +18,8 @@ for exactly those rows (and is otherwise identical to the probability columns of
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 from sklearn.mixture import GaussianMixture
@@ -184,10 +186,25 @@ class ClusterThenLabel:
         self._set_gmm(gmm)
         cluster = self._cluster_of_transformed(Z)
 
-        d, K, C = len(feats), self.n_components, len(classes)
+        self._fit_class_stats(Z, cluster, labels[ok])
+        self.n_fit_rows_ = n_ok
+        labels_ = np.full(len(X), -1, dtype=np.int64)
+        labels_[ok] = cluster
+        self.labels_ = labels_
+        self.invalid_rows_ = pd.DataFrame(
+            {"reason": pd.Series(reasons[~ok], index=X.index[~ok], dtype="object")}
+        )
+        return self
+
+    def _fit_class_stats(self, Z: np.ndarray, cluster: np.ndarray, code: np.ndarray) -> None:
+        """Per cluster and class: counts, usability, mean and pseudo-inverse covariance.
+
+        ``Z``: transformed valid rows, ``cluster``: their clusters, ``code``: class index per
+        row (-1 unlabeled).
+        """
+        d, K, C = len(self.features_), self.n_components, len(self.classes_)
         # ddof=1 needs >= 2 rows in any case
         min_n = max(d if self.min_labeled is None else int(self.min_labeled), 2)
-        code = labels[ok]  # -1 = unlabeled
         counts = np.zeros((K, C), dtype=np.int64)
         np.add.at(counts, (cluster[code >= 0], code[code >= 0]), 1)
         usable = counts >= min_n
@@ -202,14 +219,24 @@ class ClusterThenLabel:
         self.usable_ = usable
         self.class_means_ = means
         self.class_pinv_ = pinv
-        self.n_fit_rows_ = n_ok
-        labels_ = np.full(len(X), -1, dtype=np.int64)
-        labels_[ok] = cluster
-        self.labels_ = labels_
-        self.invalid_rows_ = pd.DataFrame(
-            {"reason": pd.Series(reasons[~ok], index=X.index[~ok], dtype="object")}
-        )
-        return self
+
+    def with_labels(self, X: pd.DataFrame, y: pd.Series | None) -> ClusterThenLabel:
+        """A copy with this model's transform and mixture and class statistics from ``y``.
+
+        The transform and the mixture depend on ``X`` only, so when this model was fitted on
+        the same ``X`` this is exactly ``fit(X, y)``, without fitting the mixture again (the
+        validation split uses it).
+        """
+        self._check_fitted()
+        labels = self._check_labels(X, y, list(self.classes_))
+        A = feature_matrix(X, self.features_)
+        ok = self.transform_.validate(A) == None  # noqa: E711
+        if int(ok.sum()) != self.n_fit_rows_:
+            raise ValueError("with_labels needs the X this model was fitted on")
+        Z = self.transform_.transform(A[ok])
+        model = copy.deepcopy(self)
+        model._fit_class_stats(Z, self.labels_[ok], labels[ok])
+        return model
 
     @staticmethod
     def _check_labels(X: pd.DataFrame, y, classes: list[str]) -> np.ndarray:

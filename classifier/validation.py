@@ -57,12 +57,17 @@ def validate(
     y: pd.Series,
     test_size: float = 0.3,
     random_state: int = 42,
+    fitted: ClusterThenLabel | None = None,
     **model_params,
 ) -> dict:
-    """Run the split, fit, predict and score; return a JSON-serializable report."""
+    """Run the split, fit, predict and score; return a JSON-serializable report.
+
+    ``fitted``: a model already fitted on this ``X`` (any labels); its transform and mixture
+    are reused (they do not depend on labels), so only the class statistics are refitted.
+    """
     if not isinstance(y, pd.Series) or not y.index.equals(X.index):
         raise ValueError("y must be a Series with the same index as X")
-    model = ClusterThenLabel(**model_params)
+    model = fitted if fitted is not None else ClusterThenLabel(**model_params)
     classes = model._resolved()[3]
     pos = np.flatnonzero(y.notna().to_numpy())
     strat = y.iloc[pos].astype("object").to_numpy()
@@ -75,7 +80,7 @@ def validate(
     test = np.sort(test)
     y_fit = y.astype("object").copy()
     y_fit.iloc[test] = None
-    model.fit(X, y_fit)
+    model = model.with_labels(X, y_fit) if fitted is not None else model.fit(X, y_fit)
     out = model.predict(X.iloc[test])
     true = y.iloc[test].astype("object").to_numpy()
     ok = out["predicted_class"].notna().to_numpy()

@@ -88,8 +88,8 @@ def refit(engine: Engine, settings: Settings) -> RefitResult:
         raise ValueError("no detections to fit: ingest some first")
     X, y = frame[features], training_labels(frame["simbad_otype"])
     log.info("fitting on %d detections, %d labeled", len(X), int(y.notna().sum()))
-    report = validate(X, y, **params)
     model = ClusterThenLabel(**params).fit(X, y)
+    report = validate(X, y, fitted=model)  # reuses the mixture: it does not depend on labels
     agg_acc = report["aggregated"]["accuracy"]
     promote, reason = True, "first model"
     if active is not None:

@@ -36,3 +36,29 @@ def test_validate_file_command(shared_csv_path, capsys, tmp_path):
     rep = json.loads(out.read_text())
     assert rep["features"] == FEATURES_NO_NEWQ
     assert rep["n_labeled"] == 9759 and rep["n_unclassified"] == 0
+
+
+def test_validation_reusing_a_fitted_mixture_is_exactly_a_fresh_fit():
+    """The transform and the mixture depend on X only: reusing them changes nothing."""
+    from classifier import ClusterThenLabel
+
+    rng = np.random.default_rng(3)
+    n = 1200
+    cls = rng.choice(["QSO", "HMXB", "YSO", "AGN"], n)
+    centers = {"QSO": [0, 0, 1], "HMXB": [3, 0, 2], "YSO": [0, 3, 3], "AGN": [1, 1, 0.5]}
+    Xv = np.array([centers[c] for c in cls]) + rng.normal(0, 0.8, (n, 3))
+    X = pd.DataFrame(np.abs(Xv), columns=["a", "b", "c"])
+    X.loc[5, "c"] = np.nan  # an invalid row must be handled alike
+    y = pd.Series(cls, dtype="object").where(rng.random(n) < 0.5, None)
+    params = dict(features=["a", "b", "c"], log_features=["c"], scale_features=["a"],
+                  n_components=3)
+    fitted = ClusterThenLabel(**params).fit(X, y)
+    fresh = validate(X, y, **params)
+    reused = validate(X, y, fitted=fitted)
+    assert json.dumps(reused, sort_keys=True) == json.dumps(fresh, sort_keys=True)
+    y2 = y.where(rng.random(n) < 0.5, None)
+    relabeled, direct = fitted.with_labels(X, y2), ClusterThenLabel(**params).fit(X, y2)
+    np.testing.assert_array_equal(relabeled.class_counts_, direct.class_counts_)
+    np.testing.assert_array_equal(relabeled.class_means_, direct.class_means_)
+    np.testing.assert_array_equal(relabeled.class_pinv_, direct.class_pinv_)
+    pd.testing.assert_frame_equal(relabeled.predict_proba(X), direct.predict_proba(X))
