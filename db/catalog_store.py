@@ -207,7 +207,9 @@ def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Se
 
 def affected_sources(conn: Connection, release_id: int, since_release: int | None) -> list[int]:
     """Sources whose master result may change in ``release_id``: new detection results in
-    it, a SIMBAD match new or changed since the previous release, or no result yet."""
+    it, or a SIMBAD match new or changed since the previous release. (A source gets its first
+    master result in the release that first classifies its detections, so no scan over
+    every source is needed.)"""
     since = "" if since_release is None else (
         f"UNION SELECT m.source_id FROM {SCHEMA}.simbad_match m "
         f"WHERE m.changed_at > (SELECT created_at FROM {SCHEMA}.release "
@@ -215,12 +217,7 @@ def affected_sources(conn: Connection, release_id: int, since_release: int | Non
     return list(conn.execute(text(
         f"SELECT d.source_id FROM {SCHEMA}.detection_result r "
         f"JOIN {SCHEMA}.csc_detection d USING (detection_id) WHERE r.valid_from = :rel "
-        f"{since}"
-        f"UNION SELECT s.source_id FROM {SCHEMA}.csc_source s WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {SCHEMA}.source_result x WHERE x.source_id = s.source_id "
-        f"AND x.valid_to IS NULL) AND EXISTS (SELECT 1 FROM {SCHEMA}.csc_detection d "
-        f"JOIN {SCHEMA}.detection_result r USING (detection_id) "
-        f"WHERE d.source_id = s.source_id AND r.valid_to IS NULL)"),
+        f"{since}"),
         {"rel": release_id}).scalars())
 
 

@@ -6,6 +6,12 @@ from sqlalchemy import Connection, text
 
 from db.models import SCHEMA
 
+
+def _orphans(table: str, column: str, parent: str, key: str) -> str:
+    return (f"SELECT count(*) FROM {SCHEMA}.{table} c WHERE c.{column} IS NOT NULL AND NOT "
+            f"EXISTS (SELECT 1 FROM {SCHEMA}.{parent} p WHERE p.{key} = c.{column})")
+
+
 #: name -> query counting rows that break the rule.
 CHECKS = {
     "detection without its source": f"""
@@ -17,6 +23,18 @@ CHECKS = {
     "source without its ingest run": f"""
         SELECT count(*) FROM {SCHEMA}.csc_source s
         WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.ingest_run r WHERE r.run_id = s.ingest_run_id)""",
+    **{f"{table}.{column} without its {parent}": _orphans(table, column, parent, key)
+       for table, column, parent, key in [
+           ("detection_result", "detection_id", "csc_detection", "detection_id"),
+           ("detection_result", "model_id", "fitted_model", "model_id"),
+           ("detection_result", "valid_from", "release", "release_id"),
+           ("detection_result", "valid_to", "release", "release_id"),
+           ("detection_result", "classification_run_id", "classification_run", "run_id"),
+           ("source_result", "source_id", "csc_source", "source_id"),
+           ("source_result", "model_id", "fitted_model", "model_id"),
+           ("source_result", "valid_from", "release", "release_id"),
+           ("source_result", "valid_to", "release", "release_id"),
+       ]},
 }
 
 

@@ -109,9 +109,9 @@ class RejectedRow(Base):
     payload: Mapped[dict | None] = mapped_column(JSONB)
 
 
-# The two bulk tables have no foreign keys (a row-by-row check per key costs most of a bulk
-# load); db.load derives their references in the loading transaction and db.integrity
-# checks them set-wise.
+# The bulk tables (csc_source, csc_detection, detection_result, source_result) have no
+# foreign keys: a row-by-row check per key costs most of a bulk load. Their writers derive
+# every reference in the writing transaction and db.integrity checks them set-wise.
 source_table = Table(
     "csc_source",
     Base.metadata,
@@ -247,7 +247,10 @@ class ClassificationRun(Base):
 
 
 class DetectionResult(Base):
-    """A per-detection classification, valid from one release until superseded."""
+    """A per-detection classification, valid from one release until superseded.
+
+    No foreign keys (a bulk table: see the note above ``source_table``); db.integrity checks
+    its references."""
 
     __tablename__ = "detection_result"
     __table_args__ = (
@@ -258,25 +261,17 @@ class DetectionResult(Base):
               postgresql_where=text("valid_to IS NULL")),
     )
 
-    detection_id: Mapped[int] = mapped_column(
-        ForeignKey(f"{SCHEMA}.csc_detection.detection_id"), primary_key=True
-    )
-    model_id: Mapped[int] = mapped_column(
-        ForeignKey(f"{SCHEMA}.fitted_model.model_id"), primary_key=True
-    )
-    valid_from: Mapped[int] = mapped_column(
-        ForeignKey(f"{SCHEMA}.release.release_id"), primary_key=True
-    )
-    valid_to: Mapped[int | None] = mapped_column(ForeignKey(f"{SCHEMA}.release.release_id"))
+    detection_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid_from: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid_to: Mapped[int | None] = mapped_column(Integer)
     cluster: Mapped[int | None] = mapped_column(SmallInteger)
     predicted_class: Mapped[str | None] = mapped_column(Text)
     probabilities: Mapped[list[float] | None] = mapped_column(
         ARRAY(Double), comment="in the order of the model's classes"
     )
     reason: Mapped[str | None] = mapped_column(Text, comment="why there is no class")
-    classification_run_id: Mapped[int] = mapped_column(
-        ForeignKey(f"{SCHEMA}.classification_run.run_id")
-    )
+    classification_run_id: Mapped[int] = mapped_column(Integer)
 
 
 class UnclassifiedDetection(Base):
@@ -293,7 +288,9 @@ class UnclassifiedDetection(Base):
 
 
 class SourceResult(Base):
-    """A master (per-source) classification, valid from one release until superseded."""
+    """A master (per-source) classification, valid from one release until superseded.
+
+    No foreign keys (a bulk table); db.integrity checks its references."""
 
     __tablename__ = "source_result"
     __table_args__ = (
@@ -307,14 +304,10 @@ class SourceResult(Base):
         CheckConstraint("label_origin IN ('simbad', 'model')", "label_origin"),
     )
 
-    source_id: Mapped[int] = mapped_column(
-        ForeignKey(f"{SCHEMA}.csc_source.source_id"), primary_key=True
-    )
-    valid_from: Mapped[int] = mapped_column(
-        ForeignKey(f"{SCHEMA}.release.release_id"), primary_key=True
-    )
-    valid_to: Mapped[int | None] = mapped_column(ForeignKey(f"{SCHEMA}.release.release_id"))
-    model_id: Mapped[int] = mapped_column(ForeignKey(f"{SCHEMA}.fitted_model.model_id"))
+    source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    valid_from: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid_to: Mapped[int | None] = mapped_column(Integer)
+    model_id: Mapped[int] = mapped_column(Integer)
     hard_class: Mapped[str | None] = mapped_column(Text)
     soft_class: Mapped[str | None] = mapped_column(Text)
     master_class: Mapped[str | None] = mapped_column(Text)
