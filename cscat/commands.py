@@ -185,12 +185,11 @@ def demo(args: argparse.Namespace) -> None:
     if origins:
         print("resetting the previous demo catalog")
         migrate.reset(engine)
-    flows = _flows()
+    _flows()  # Prefect's environment first
     from flows.demo import EPOCH1_UNTIL, demo_flow
 
     print(f"epoch 1: the sample catalog as published until {EPOCH1_UNTIL}")
     out = demo_flow()
-    del flows
     for epoch in ("epoch1", "epoch2"):
         run = out[epoch]
         print(f"\n== {epoch}: update_catalog ==")
