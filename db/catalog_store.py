@@ -161,7 +161,7 @@ def finish_classification(conn: Connection, run_id: int, n: int) -> None:
                  {"n": n, "id": run_id})
 
 
-def _pg_array(matrix: np.ndarray) -> pd.Series:
+def pg_array(matrix: np.ndarray) -> pd.Series:
     """Rows of a float matrix as PostgreSQL array literals (NULL where the row is all NaN).
 
     Arrow formats each double as its shortest round-trip text (``nan`` for NaN), so
@@ -190,7 +190,7 @@ def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Se
         "model_id": model_id, "valid_from": release_id,
         "cluster": results["cluster"].astype("Int64").to_numpy(),
         "predicted_class": results["predicted_class"].astype("object").to_numpy(),
-        "probabilities": _pg_array(results[list(classes)].to_numpy(dtype=float)).to_numpy(),
+        "probabilities": pg_array(results[list(classes)].to_numpy(dtype=float)).to_numpy(),
         "reason": results["reason"].astype("object").to_numpy(),
         "classification_run_id": run_id,
     })

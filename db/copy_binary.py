@@ -57,11 +57,6 @@ def _write_run(buf: np.ndarray, rowlen: int, offset: int, pgtype: str,
     return offset + k * step
 
 
-def encode(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> bytes:
-    """The binary COPY stream of ``frame[columns]`` as one bytes object."""
-    return b"".join(encode_parts(frame, columns))
-
-
 def encode_parts(frame: pd.DataFrame, columns: Sequence[tuple[str, str]],
                  framing: bool = True) -> list:
     """The binary COPY stream of ``frame[columns]``, in parts (``framing``: with the stream's

@@ -169,9 +169,9 @@ def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLab
     out["agg_adopted_class"] = aggregate(out["adopted_class"])
     out["model_id"] = model_id
     out["n_detections"] = out["n_detections"].fillna(0).astype("int64")
-    out["prob_mean"] = store._pg_array(out[[f"mean_{c}" for c in classes]].to_numpy(float)
+    out["prob_mean"] = store.pg_array(out[[f"mean_{c}" for c in classes]].to_numpy(float)
                                        ).to_numpy()
-    out["prob_std"] = store._pg_array(out[[f"std_{c}" for c in classes]].to_numpy(float)
+    out["prob_std"] = store.pg_array(out[[f"std_{c}" for c in classes]].to_numpy(float)
                                       ).to_numpy()
     return out.reset_index()[store.SOURCE_RESULT_COLUMNS]
 
