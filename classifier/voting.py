@@ -4,7 +4,9 @@ Rules (Pérez-Díaz et al. 2024, as their code does them):
 
 * each detection's class is the argmax of its probabilities (ties: first class in column order);
 * **hard vote**: the most common detection class of a source; a tie goes to the class seen
-  first in (name, obsid) order;
+  first in the total order (name, obsid, obi, region_id), missing values last (``obi`` and
+  ``region_id`` are used when the frame has them; then the result does not depend on the
+  order of the input rows);
 * **soft vote**: the class with the highest mean probability (ties: first class in column order);
 * ``ambiguous`` is True when hard and soft differ (*unique* otherwise);
 * ``mean_<class>`` and ``std_<class>``: mean and sample standard deviation (**ddof=1**, as
@@ -29,28 +31,35 @@ def master_vote(
     classes: list[str] | None = None,
     name_col: str = "name",
     obsid_col: str = "obsid",
+    order_cols: tuple[str, ...] = ("obi", "region_id"),
 ) -> pd.DataFrame:
-    """One row per source (index ``name_col``), sorted by name. See the module docstring."""
+    """One row per source (index ``name_col``), sorted by name. See the module docstring.
+
+    ``order_cols``: the columns after (name, obsid) that break hard-vote ties (those present).
+    """
     classes = list(CLASSES if classes is None else classes)
     missing = [c for c in [name_col, obsid_col, *classes] if c not in detections.columns]
     if missing:
         raise ValueError(f"missing columns: {', '.join(missing)}")
     probs = detections[classes].to_numpy(dtype="float64", na_value=np.nan)
     keep = ~np.isnan(probs).any(axis=1)
+    extra = [c for c in order_cols if c in detections.columns]
     det = pd.DataFrame(
         {
             "name": detections[name_col].to_numpy()[keep],
             "obsid": detections[obsid_col].to_numpy()[keep],
+            **{f"_o{i}": detections[c].to_numpy()[keep] for i, c in enumerate(extra)},
         }
     )
     P = probs[keep]
     det["cls"] = P.argmax(axis=1) if len(P) else np.empty(0, dtype=np.int64)
-    det = det.sort_values(["name", "obsid"], kind="stable")
+    det = det.sort_values(["name", "obsid", *(f"_o{i}" for i in range(len(extra)))],
+                          kind="stable", na_position="last")
     det["pos"] = np.arange(len(det))
     P = P[det.index.to_numpy()]
     det = det.reset_index(drop=True)
 
-    # hard vote: highest count, then earliest first appearance in (name, obsid) order
+    # hard vote: highest count, then earliest first appearance in the total order
     hv = (
         det.groupby(["name", "cls"], sort=False)["pos"]
         .agg(["size", "min"])

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="database location, schema revision, row counts").set_defaults(
         func=commands.status)
 
+    sub.add_parser("check", help="recompute every published source result and compare"
+                   ).set_defaults(func=commands.check)
     ing = sub.add_parser("ingest", help="load CSC detections or SIMBAD types").add_subparsers(
         dest="what", required=True, metavar="SOURCE")
     csc = ing.add_parser("csc", help="detections of CSC observations not ingested yet (TAP)")

@@ -78,6 +78,17 @@ def status(args: argparse.Namespace) -> None:
     print(aligned_table(["table", "rows"], [(f"catalog.{t}", n) for t, n in counts.items()]))
 
 
+def check(args: argparse.Namespace) -> int:
+    """The oracle: recompute every current source result; exit 1 with the first differences."""
+    from db import oracle
+
+    result = oracle.check(dbe.migrated_engine(), get_settings())
+    print(result.verdict())
+    if not result.ok:
+        print(oracle.format_differences(result))
+    return 0 if result.ok else 1
+
+
 # -- pipeline commands ---------------------------------------------------------------------
 def _flows():
     """Import the flows after Prefect's environment is set (Prefect reads it at import)."""

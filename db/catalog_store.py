@@ -180,9 +180,14 @@ def pg_array(matrix: np.ndarray) -> pd.Series:
 
 
 def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Sequence[str],
-                            model_id: int, release_id: int, run_id: int) -> int:
+                            model_id: int, release_id: int, run_id: int, *,
+                            only_changed: bool = False) -> int:
     """Insert per-detection results (``detection_id, cluster, predicted_class, reason`` and
-    one probability column per class, in ``classes`` order); close what they replace."""
+    one probability column per class, in ``classes`` order); close what they replace.
+
+    ``only_changed``: skip results equal to the detection's current one (same model,
+    cluster, class, probabilities and reason), so reapplying a model changes nothing.
+    Returns how many results were written."""
     if results.empty:
         return 0
     frame = pd.DataFrame({
@@ -194,6 +199,8 @@ def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Se
         "reason": results["reason"].astype("object").to_numpy(),
         "classification_run_id": run_id,
     })
+    if only_changed:
+        return _write_changed_detection_results(conn, frame, release_id)
     conn.exec_driver_sql("CREATE TEMP TABLE stage_result (detection_id bigint) ON COMMIT DROP")
     copy_frame(conn, "pg_temp.stage_result", frame, ["detection_id"])
     conn.exec_driver_sql("ANALYZE pg_temp.stage_result")  # temp tables get no autovacuum
@@ -205,37 +212,64 @@ def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Se
     return len(frame)
 
 
-def affected_sources(conn: Connection, release_id: int, since_release: int | None) -> list[int]:
-    """Sources whose master result may change in ``release_id``: new detection results in
-    it, or a SIMBAD match new or changed since the previous release. (A source gets its first
-    master result in the release that first classifies its detections, so no scan over
-    every source is needed.)"""
-    since = "" if since_release is None else (
-        f"UNION SELECT m.source_id FROM {SCHEMA}.simbad_match m "
-        f"WHERE m.changed_at > (SELECT created_at FROM {SCHEMA}.release "
-        f"WHERE release_id = {int(since_release)}) ")
+def _write_changed_detection_results(conn: Connection, frame: pd.DataFrame,
+                                     release_id: int) -> int:
+    cols = list(frame.columns)
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE stage_full_result ON COMMIT DROP AS "
+        f"SELECT {', '.join(cols)} FROM {SCHEMA}.detection_result WITH NO DATA")
+    copy_frame(conn, "pg_temp.stage_full_result", frame, cols)
+    conn.exec_driver_sql("ANALYZE pg_temp.stage_full_result")
+    same = ("model_id", "cluster", "predicted_class", "probabilities", "reason")
+    conn.execute(text(
+        f"DELETE FROM pg_temp.stage_full_result n USING {SCHEMA}.detection_result c "
+        "WHERE c.detection_id = n.detection_id AND c.valid_to IS NULL AND "
+        + " AND ".join(f"c.{c} IS NOT DISTINCT FROM n.{c}" for c in same)))
+    conn.execute(text(
+        f"UPDATE {SCHEMA}.detection_result r SET valid_to = :rel "
+        "FROM pg_temp.stage_full_result s "
+        "WHERE r.detection_id = s.detection_id AND r.valid_to IS NULL"), {"rel": release_id})
+    n = conn.execute(text(
+        f"INSERT INTO {SCHEMA}.detection_result ({', '.join(cols)}) "
+        f"SELECT {', '.join(cols)} FROM pg_temp.stage_full_result")).rowcount
+    conn.exec_driver_sql("DROP TABLE pg_temp.stage_full_result")
+    return n
+
+
+def affected_sources(conn: Connection, release_id: int) -> list[int]:
+    """Sources whose master result may change in ``release_id``, each once: those with new
+    detection results in it, and those the SIMBAD ingest queued in ``simbad_change``.
+
+    The queue rows this statement sees are deleted in the caller's transaction (so a
+    rolled-back publish leaves them); a change committed after it stays queued for the next
+    publish. (A source gets its first master result in the release that first classifies
+    its detections, so no scan over every source is needed.)"""
     return list(conn.execute(text(
+        f"WITH queued AS (DELETE FROM {SCHEMA}.simbad_change RETURNING source_id) "
         f"SELECT d.source_id FROM {SCHEMA}.detection_result r "
         f"JOIN {SCHEMA}.csc_detection d USING (detection_id) WHERE r.valid_from = :rel "
-        f"{since}"),
+        "UNION SELECT source_id FROM queued ORDER BY 1"),
         {"rel": release_id}).scalars())
 
 
 def master_inputs(conn: Connection, source_ids: Sequence[int], n_classes: int) -> pd.DataFrame:
-    """Current per-detection probabilities of ``source_ids`` with name, obsid, SIMBAD type."""
+    """Current per-detection probabilities of ``source_ids`` (each source once) with name,
+    obsid, obi, region_id and SIMBAD type, in the vote's total order (name, obsid, obi,
+    region_id)."""
     conn.exec_driver_sql("CREATE TEMP TABLE want_source (source_id bigint) ON COMMIT DROP")
-    copy_frame(conn, "pg_temp.want_source", pd.DataFrame({"source_id": list(source_ids)}),
-               ["source_id"])
+    ids = np.unique(np.asarray(source_ids, dtype=np.int64))
+    copy_frame(conn, "pg_temp.want_source", pd.DataFrame({"source_id": ids}), ["source_id"])
     conn.exec_driver_sql("ANALYZE pg_temp.want_source")  # plans by the real row count
     probs = ", ".join(f"r.probabilities[{i + 1}] AS p{i}" for i in range(n_classes))
     frame = read_frame(conn, (
-        f"SELECT d.source_id, s.name, d.obsid, r.model_id, {probs}, m.otype AS simbad_otype "
+        f"SELECT d.source_id, s.name, d.obsid, d.obi, d.region_id, r.model_id, {probs}, "
+        f"m.otype AS simbad_otype "
         f"FROM pg_temp.want_source w JOIN {SCHEMA}.csc_detection d USING (source_id) "
         f"JOIN {SCHEMA}.csc_source s ON s.source_id = d.source_id "
         f"JOIN {SCHEMA}.detection_result r ON r.detection_id = d.detection_id "
         f"AND r.valid_to IS NULL "
         f"LEFT JOIN {SCHEMA}.simbad_match m ON m.source_id = d.source_id "
-        f"ORDER BY s.name, d.obsid"))
+        f"ORDER BY s.name, d.obsid, d.obi, d.region_id"))
     conn.exec_driver_sql("DROP TABLE pg_temp.want_source")
     return frame
 

@@ -103,6 +103,15 @@ def upsert_simbad(conn: Connection, matches: pd.DataFrame, run_id: int,
         FROM pg_temp.stage_simbad st
         LEFT JOIN {SCHEMA}.csc_source s ON s.name = st.name
         LEFT JOIN {SCHEMA}.simbad_match m ON m.source_id = s.source_id""")).mappings().one())
+    # queue the sources whose match is new or changed, in this transaction: the next publish
+    # rebuilds them (catalog.simbad_change; a publish running now does not see them)
+    conn.execute(text(f"""
+        INSERT INTO {SCHEMA}.simbad_change (source_id, ingest_run_id)
+        SELECT DISTINCT s.source_id, CAST(:run AS integer) FROM pg_temp.stage_simbad st
+        JOIN {SCHEMA}.csc_source s ON s.name = st.name
+        LEFT JOIN {SCHEMA}.simbad_match m ON m.source_id = s.source_id
+        WHERE m.source_id IS NULL
+           OR (m.main_id, m.otype) IS DISTINCT FROM (st.main_id, st.otype)"""), params)
     conn.execute(text(f"""
         INSERT INTO {SCHEMA}.simbad_match_history
             (source_id, main_id, otype, separation_arcsec, fetched_at, replaced_at,

@@ -193,6 +193,24 @@ class SimbadMatchHistory(Base):
     ingest_run_id: Mapped[int] = _run_fk(nullable=False)
 
 
+class SimbadChange(Base):
+    """A source whose SIMBAD match changed and whose master result has not been rebuilt yet.
+
+    The SIMBAD ingest queues the source in the transaction that changes the match; the next
+    publish takes (deletes) the rows it can see in its own transaction, so a change committed
+    while a publish runs stays queued for the next one (no wall-clock comparison)."""
+
+    __tablename__ = "simbad_change"
+    __table_args__ = (
+        {"comment": "sources whose SIMBAD match changed since their master result was built"},
+    )
+
+    change_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    queued_at: Mapped[datetime] = _now()
+    ingest_run_id: Mapped[int | None] = mapped_column(Integer)
+
+
 class FittedModel(Base):
     """A fitted classifier, stored as JSON arrays (never pickle), with its validation."""
 

@@ -188,6 +188,9 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
     try:
         with engine.begin() as conn:
             store.sync_taxonomy(conn, taxonomy_table())
+            current = store.active_model(conn)
+            if promote is not None and current is not None and current["model_id"] == promote:
+                promote = None  # already active: promoting it again changes nothing
             if promote is not None:
                 store.set_model_status(conn, promote, "active")
             active = store.active_model(conn)
@@ -195,7 +198,6 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                 raise NothingChanged("no active model: run a refit first")
             model_id = active["model_id"]
             model = ClusterThenLabel.from_dict(active["model"])
-            previous = store.latest_release(conn)
             release_id = store.create_release(conn, model_id, flow_run_id, note)
             run_id = store.start_classification(conn, model_id, release_id)
             todo = store.detection_features(
@@ -206,10 +208,10 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                 results = model.predict(todo[model.features_])
                 results["detection_id"] = todo["detection_id"].to_numpy()
                 n_det = store.write_detection_results(conn, results, model.classes_,
-                                                      model_id, release_id, run_id)
+                                                      model_id, release_id, run_id,
+                                                      only_changed=reclassify_all)
             store.finish_classification(conn, run_id, n_det)
-            affected = store.affected_sources(
-                conn, release_id, previous["release_id"] if previous else None)
+            affected = store.affected_sources(conn, release_id)
             master = _master_frame(conn, affected, model, model_id, settings)
             n_changed = store.write_source_results(conn, master, release_id)
             if n_det == 0 and n_changed == 0 and promote is None:
