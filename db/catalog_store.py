@@ -179,6 +179,10 @@ def pg_array(matrix: np.ndarray) -> pd.Series:
     return pd.Series(out, dtype=object)
 
 
+#: Probabilities that differ by no more than this are the same result (float noise).
+PROBABILITY_NOISE = 1e-12
+
+
 def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Sequence[str],
                             model_id: int, release_id: int, run_id: int, *,
                             only_changed: bool = False) -> int:
@@ -186,7 +190,9 @@ def write_detection_results(conn: Connection, results: pd.DataFrame, classes: Se
     one probability column per class, in ``classes`` order); close what they replace.
 
     ``only_changed``: skip results equal to the detection's current one (same model,
-    cluster, class, probabilities and reason), so reapplying a model changes nothing.
+    cluster, class and reason, probabilities within ``PROBABILITY_NOISE``: the same model
+    applied to another batch of rows may differ in the last bits), so reapplying a model
+    changes nothing.
     Returns how many results were written."""
     if results.empty:
         return 0
@@ -220,11 +226,17 @@ def _write_changed_detection_results(conn: Connection, frame: pd.DataFrame,
         f"SELECT {', '.join(cols)} FROM {SCHEMA}.detection_result WITH NO DATA")
     copy_frame(conn, "pg_temp.stage_full_result", frame, cols)
     conn.exec_driver_sql("ANALYZE pg_temp.stage_full_result")
-    same = ("model_id", "cluster", "predicted_class", "probabilities", "reason")
+    same = " AND ".join(f"c.{c} IS NOT DISTINCT FROM n.{c}"
+                        for c in ("model_id", "cluster", "predicted_class", "reason"))
+    # probabilities equal to within PROBABILITY_NOISE (NaN equals NaN in PostgreSQL)
+    close = ("(c.probabilities IS NOT DISTINCT FROM n.probabilities OR "
+             "(cardinality(c.probabilities) = cardinality(n.probabilities) AND NOT EXISTS ("
+             "SELECT 1 FROM unnest(c.probabilities, n.probabilities) AS u(a, b) "
+             "WHERE NOT (u.a = u.b OR abs(u.a - u.b) <= :eps))))")
     conn.execute(text(
         f"DELETE FROM pg_temp.stage_full_result n USING {SCHEMA}.detection_result c "
-        "WHERE c.detection_id = n.detection_id AND c.valid_to IS NULL AND "
-        + " AND ".join(f"c.{c} IS NOT DISTINCT FROM n.{c}" for c in same)))
+        f"WHERE c.detection_id = n.detection_id AND c.valid_to IS NULL AND {same} AND {close}"),
+        {"eps": PROBABILITY_NOISE})
     conn.execute(text(
         f"UPDATE {SCHEMA}.detection_result r SET valid_to = :rel "
         "FROM pg_temp.stage_full_result s "

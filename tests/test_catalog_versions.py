@@ -231,25 +231,27 @@ def test_a_killed_run_leaves_the_last_version_intact(epochs, engine, db_url, tmp
 
 
 def test_two_concurrent_runs_leave_a_consistent_catalog(epochs, engine, sample, settings):
-    """Both wait for the advisory lock; the second finds nothing left to do."""
+    """Both wait for the advisory lock; each fits its own model and publishes it."""
     results, errors = [], []
 
-    def run():
+    def run(seed: int):
         try:
             with store.update_lock(engine, wait=True):
                 ingest.ingest_csc(engine, SampleCsc(sample))
-                results.append(classify.publish(engine, settings, reclassify_all=True))
+                fitted = classify.refit(engine, Settings(n_components=6, random_state=seed))
+                results.append(classify.publish(engine, settings, promote=fitted.model_id,
+                                                reclassify_all=True))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     n_release = scalar(engine, "SELECT count(*) FROM catalog.release")
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run, args=(100 + i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(300)
     assert not errors, errors
-    assert sorted(r is None for r in results) == [False, False]  # --all: each writes a version
+    assert sorted(r is None for r in results) == [False, False]  # a new model: a version each
     assert scalar(engine, "SELECT count(*) FROM catalog.release") == n_release + 2
     n_det = scalar(engine, "SELECT count(*) FROM catalog.csc_detection")
     assert scalar(engine, "SELECT count(*) FROM catalog.detection_result "

@@ -125,3 +125,13 @@ def test_cscat_check_exits_non_zero_with_the_first_differences(built, engine, ca
         with engine.begin() as conn:
             conn.execute(text("UPDATE catalog.source_result SET n_detections = :n "
                               "WHERE source_id = :s AND valid_to IS NULL"), {"n": n, "s": sid})
+
+
+def test_reclassify_all_with_the_same_model_changes_nothing(built, engine, settings):
+    before = scalar(engine, "SELECT (SELECT count(*) FROM catalog.release) * 1000000 "
+                            "+ (SELECT count(*) FROM catalog.detection_result)")
+    assert classify.publish(engine, settings, reclassify_all=True) is None
+    active = scalar(engine, "SELECT model_id FROM catalog.fitted_model WHERE status = 'active'")
+    assert classify.publish(engine, settings, promote=active, reclassify_all=True) is None
+    assert scalar(engine, "SELECT (SELECT count(*) FROM catalog.release) * 1000000 "
+                          "+ (SELECT count(*) FROM catalog.detection_result)") == before
