@@ -5,7 +5,15 @@ are "unlabeled", exactly like the detections the method classifies), and the tes
 predicted classes are compared with their labels. Aggregated predictions are the aggregation of
 the predicted fine class. Test detections the model cannot classify (invalid features, or a
 cluster without a usable class) are counted in ``n_unclassified`` and left out of the matrices
-and scores.
+and scores. A class with a single labeled detection cannot be split: that detection stays in
+the training part (``train_only_classes``).
+
+``calibration`` is the reliability diagram of the test predictions: the probability the model
+gives its predicted class, binned (``CALIBRATION_EDGES``), against how often that class is
+right in each bin, and the expected calibration error ECE = Σ_b (n_b / N)·|accuracy_b −
+mean probability_b|. The method's probabilities, p ∝ exp(−d²), are not calibrated: on real
+CSC data they are overconfident, so read them as a ranking and look at this curve for what a
+probability is worth.
 """
 
 from __future__ import annotations
@@ -16,6 +24,10 @@ from sklearn.model_selection import train_test_split
 
 from .model import ClusterThenLabel
 from .taxonomy import AGG_CLASSES, AGG_DESCRIPTION, AGGREGATION
+
+#: Bin edges of the reliability diagram (the last bin is closed; 0.99-1 shows the top end).
+CALIBRATION_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+                                        0.99, 1.0)
 
 #: Paper (Pérez-Díaz et al. 2024, Fig. 5, CSC 2.0): fraction correct per aggregated class.
 PAPER_AGG_RECALL: dict[str, float] = {"AGN": 0.75, "XB": 0.66, "YSO": 0.88}
@@ -52,6 +64,37 @@ def _scores(true: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict:
     }
 
 
+def calibration(probability: np.ndarray, correct: np.ndarray,
+                edges: tuple[float, ...] = CALIBRATION_EDGES) -> dict:
+    """Reliability diagram of predicted-class probabilities against correctness, and its ECE.
+
+    Per bin ``[lo, hi)`` (the last one ``[lo, hi]``): ``n``, ``mean_probability`` and
+    ``accuracy`` (None when empty). ``ece``: the bins' weighted mean |accuracy − probability|;
+    ``max_gap``: the largest such gap over non-empty bins.
+    """
+    p = np.asarray(probability, dtype="float64")
+    ok = np.asarray(correct, dtype=bool)
+    e = np.asarray(edges, dtype="float64")
+    nb = len(e) - 1
+    b = np.clip(np.searchsorted(e, p, side="right") - 1, 0, nb - 1)
+    n = np.bincount(b, minlength=nb)
+    psum = np.bincount(b, weights=p, minlength=nb)
+    hits = np.bincount(b, weights=ok.astype(float), minlength=nb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p, acc = psum / n, hits / n
+    gap = np.abs(acc - mean_p)
+    full = n > 0
+    return {
+        "edges": [float(v) for v in e],
+        "bins": [{"lo": float(e[i]), "hi": float(e[i + 1]), "n": int(n[i]),
+                  "mean_probability": float(mean_p[i]) if full[i] else None,
+                  "accuracy": float(acc[i]) if full[i] else None} for i in range(nb)],
+        "n": int(len(p)),
+        "ece": float((n[full] * gap[full]).sum() / n.sum()) if n.sum() else None,
+        "max_gap": float(gap[full].max()) if full.any() else None,
+    }
+
+
 def validate(
     X: pd.DataFrame,
     y: pd.Series,
@@ -72,11 +115,11 @@ def validate(
     pos = np.flatnonzero(y.notna().to_numpy())
     strat = y.iloc[pos].astype("object").to_numpy()
     vc = pd.Series(strat).value_counts()
-    if (vc < 2).any():
-        raise ValueError(f"classes with fewer than 2 labeled detections: {list(vc[vc < 2].index)}")
+    single = np.isin(strat, vc.index[vc < 2].to_numpy())  # cannot be split: training only
     train, test = train_test_split(
-        pos, test_size=test_size, random_state=random_state, stratify=strat
+        pos[~single], test_size=test_size, random_state=random_state, stratify=strat[~single]
     )
+    train = np.sort(np.concatenate([train, pos[single]]))
     test = np.sort(test)
     y_fit = y.astype("object").copy()
     y_fit.iloc[test] = None
@@ -89,6 +132,15 @@ def validate(
     agg_true = np.array([AGGREGATION[t] for t in true[ok]], dtype=object)
     agg_pred = np.array([AGGREGATION[p] for p in pred[ok]], dtype=object)
     agg = _scores(agg_true, agg_pred, AGG_CLASSES)
+    P = out.loc[ok, list(classes)].to_numpy(dtype="float64").reshape(-1, len(classes))
+    member = np.array([[AGGREGATION[c] == a for c in classes] for a in agg_pred], dtype=bool)
+    calib = {
+        "fine": calibration(P.max(axis=1, initial=0.0), true[ok] == pred[ok]),
+        "aggregated": calibration((P * member.reshape(P.shape)).sum(axis=1),
+                                  agg_true == agg_pred),
+        "meaning": "probability of the predicted (fine or aggregated) class vs. how often it "
+                   "is right, on the held-out labeled detections",
+    }
     paper = {
         c: {
             "description": AGG_DESCRIPTION[c],
@@ -111,6 +163,7 @@ def validate(
         "n_unclassified": int((~ok).sum()),
         "unclassified_reasons": out.loc[~ok, "reason"].astype(str).value_counts().to_dict(),
         "n_invalid_fit_rows": int(len(model.invalid_rows_)),
+        "train_only_classes": sorted(str(c) for c in vc.index[vc < 2]),
         "test_size": test_size,
         "random_state": random_state,
         "features": list(model.features_),
@@ -118,7 +171,28 @@ def validate(
         "fine": fine,
         "aggregated": agg,
         "paper_comparison": paper,
+        "calibration": calib,
     }
+
+
+def calibration_table(calib: dict) -> str:
+    """The reliability diagrams of :func:`validate`'s report as text."""
+    lines = [f"  {'probability':<13}{'fine n':>8}{'p':>7}{'right':>7}"
+             f"{'agg n':>8}{'p':>7}{'right':>7}"]
+
+    def cell(b: dict) -> str:
+        if not b["n"]:
+            return f"{0:>8}{'-':>7}{'-':>7}"
+        return f"{b['n']:>8}{b['mean_probability']:>7.3f}{b['accuracy']:>7.3f}"
+
+    for f, a in zip(calib["fine"]["bins"], calib["aggregated"]["bins"], strict=True):
+        lines.append(f"  {f['lo']:.2f}-{f['hi']:.2f}".ljust(15) + cell(f) + cell(a))
+
+    def ece(block: dict) -> str:
+        return "-" if block["ece"] is None else f"{block['ece']:.3f}"
+
+    lines.append(f"  ECE: fine {ece(calib['fine'])}, aggregated {ece(calib['aggregated'])}")
+    return "\n".join(lines)
 
 
 def format_report(report: dict) -> str:
@@ -160,6 +234,9 @@ def format_report(report: dict) -> str:
         f"aggregated accuracy: {r['aggregated']['accuracy']:.4f}",
         "",
         scores(r["aggregated"]),
+        "",
+        "Calibration (probability of the predicted class vs. fraction right):",
+        calibration_table(r["calibration"]) if "calibration" in r else "  (not stored)",
         "",
         "Versus the paper (Fig. 5, CSC 2.0), fraction correct per aggregated class:",
     ]

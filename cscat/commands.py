@@ -153,6 +153,10 @@ def ingest(args: argparse.Namespace) -> None:
 def refit(args: argparse.Namespace) -> None:
     out = _flows().refit_flow(wait=args.wait)
     fitted = out["refit"]
+    if not fitted.get("new_model", True):
+        print(f"refit: {fitted['reason']}")
+        _print_release(out["release"])
+        return
     print(f"model {fitted['model_id']}: {fitted['n_detections']} detections, "
           f"{fitted['n_labeled']} labeled, aggregated validation accuracy "
           f"{fitted['agg_accuracy']:.3f}; {'promoted' if fitted['promote'] else 'not promoted'}"

@@ -68,6 +68,7 @@ class RefitResult:
     agg_accuracy: float | None
     promote: bool
     reason: str
+    new_model: bool = True
 
 
 def _digest(frame: pd.DataFrame, labels: pd.Series) -> str:
@@ -75,6 +76,18 @@ def _digest(frame: pd.DataFrame, labels: pd.Series) -> str:
     h.update(frame["detection_id"].to_numpy(np.int64).tobytes())
     h.update("\x00".join(labels.fillna("").astype(str)).encode())
     return h.hexdigest()
+
+
+def _same_as_active(active: dict | None, params: dict, digest: str) -> RefitResult | None:
+    """The active model when it was fitted on this very input with these parameters: a
+    refit would reproduce it, so none is fitted or stored."""
+    if active is None or active["input_digest"] != digest or active["params"] != params:
+        return None
+    v = active["validation"] or {}
+    return RefitResult(active["model_id"], active["n_detections"], active["n_labeled"],
+                       v.get("fine", {}).get("accuracy"), v.get("aggregated", {}).get("accuracy"),
+                       False, f"no new model: the input and parameters equal those of the "
+                              f"active model {active['model_id']}", new_model=False)
 
 
 def refit(engine: Engine, settings: Settings) -> RefitResult:
@@ -87,6 +100,9 @@ def refit(engine: Engine, settings: Settings) -> RefitResult:
     if frame.empty:
         raise ValueError("no detections to fit: ingest some first")
     X, y = frame[features], training_labels(frame["simbad_otype"])
+    unchanged = _same_as_active(active, params, _digest(frame, y))
+    if unchanged is not None:
+        return unchanged
     log.info("fitting on %d detections, %d labeled", len(X), int(y.notna().sum()))
     model = ClusterThenLabel(**params).fit(X, y)
     report = validate(X, y, fitted=model)  # reuses the mixture: it does not depend on labels

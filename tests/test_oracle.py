@@ -135,3 +135,21 @@ def test_reclassify_all_with_the_same_model_changes_nothing(built, engine, setti
     assert classify.publish(engine, settings, promote=active, reclassify_all=True) is None
     assert scalar(engine, "SELECT (SELECT count(*) FROM catalog.release) * 1000000 "
                           "+ (SELECT count(*) FROM catalog.detection_result)") == before
+
+
+def test_a_refit_on_the_same_input_and_parameters_writes_no_new_model(built, engine, settings):
+    fitted = classify.refit(engine, settings)  # the catalog grew since the active model's fit
+    assert fitted.new_model
+    assert classify.publish(engine, settings, promote=fitted.model_id) is not None
+    n_models = scalar(engine, "SELECT count(*) FROM catalog.fitted_model")
+    active = scalar(engine, "SELECT model_id FROM catalog.fitted_model WHERE status = 'active'")
+    again = classify.refit(engine, settings)
+    assert scalar(engine, "SELECT count(*) FROM catalog.fitted_model") == n_models
+    assert (again.model_id, again.new_model, again.promote) == (active, False, False)
+    assert again.reason == f"no new model: the input and parameters equal those of the " \
+                           f"active model {active}"
+    assert classify.publish(engine, settings) is None
+    assert oracle.check(engine, settings).ok
+    other = classify.refit(engine, Settings(n_components=6, random_state=7))
+    assert other.new_model and other.model_id != active
+    assert scalar(engine, "SELECT count(*) FROM catalog.fitted_model") == n_models + 1
