@@ -63,7 +63,9 @@ def sql(args: argparse.Namespace) -> int:
         result = queries.run_readonly(conn, args.query, timeout_s=settings.sql_timeout_s,
                                       max_rows=settings.sql_max_rows)
     if args.format == "csv":
-        out = csv_table(result.columns, result.rows)
+        out = csv_table(result.columns, result.rows) if result.columns else ""
+    elif not result.columns:
+        out = "(done: the statement returns no rows)\n"
     else:
         out = aligned_table(result.columns, result.rows, result.numeric) + "\n"
     return write_stdout(out)

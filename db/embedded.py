@@ -123,9 +123,6 @@ class EmbeddedServer:
     # -- state -----------------------------------------------------------------------------
     def _lock(self) -> fasteners.InterProcessLock:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = self.data_dir.stat()
-        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
-            self.data_dir.chmod(0o700)  # passwords and the cluster: the user's alone
         return fasteners.InterProcessLock(str(self.data_dir / ".lock"))
 
     def _read_json(self, path: Path):
@@ -338,6 +335,11 @@ class EmbeddedServer:
         return _free_port()
 
     def _start(self, port: int | None) -> None:
+        st = self.data_dir.stat()
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+            # Passwords and the cluster: the user's alone. Only while no server runs: one
+            # started by an older cscat as root may reach its cluster through this directory.
+            self.data_dir.chmod(0o700)
         self._reap_leftovers()
         self._ensure_cluster()
         if os.geteuid() == 0:

@@ -139,6 +139,9 @@ def reader_connection(**kw) -> psycopg.Connection:
     if settings.reader_url:
         return _connect(sqlalchemy_url(settings.reader_url, "CSCAT_READER_URL"), kw)
     admin = migrated_engine()
+    with admin.begin() as conn:
+        if not reader.database_acl_ok(conn):
+            reader.apply_grants(conn)
     password = reader_password(admin.url)
     url = admin.url.set(username=reader.ROLE, password=password)
     try:

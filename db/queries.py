@@ -70,12 +70,15 @@ def run_readonly(conn: psycopg.Connection, sql: str, *, timeout_s: float,
                         f"refused: the result has more than {max_rows:,} rows (sql_max_rows, "
                         "CSCAT_SQL_MAX_ROWS); add a LIMIT or an aggregate, or raise the limit")
                 rows.append(row)
+        except psycopg.ProgrammingError as e:
+            if "didn't produce a result" not in str(e):  # else: a command (SET, NOTIFY...)
+                raise QueryError(_explain(e, timeout_s)) from None
         except psycopg.Error as e:
             raise QueryError(_explain(e, timeout_s)) from None
         desc = cur.description or []
         columns = [d.name for d in desc]
         numeric = [d.type_code in NUMERIC_OIDS for d in desc]
-    conn.rollback()
+    conn.rollback()  # whatever the statement did (a NOTIFY, a SET) is undone
     return QueryResult(columns, rows, numeric)
 
 
@@ -86,6 +89,8 @@ def _explain(e: psycopg.Error, timeout_s: float) -> str:
         return "refused: cscat sql runs exactly one statement"
     if state in ("25006", "25001", "42501"):
         return f"refused: cscat sql runs read-only queries ({first})"
+    if "EMPTY_QUERY" in first:
+        return "refused: the query is empty"
     if state == "57014":
         return (f"the query was cancelled after the statement timeout of {timeout_s:g} s "
                 "(sql_timeout_s, CSCAT_SQL_TIMEOUT_S)")

@@ -21,8 +21,10 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 ROLE = "cscat_reader"
-#: Raw tables users are pointed at (README examples, the ingest summary's hint).
-TABLES = ("csc_source", "rejected_row", "ingest_run")
+#: Raw tables users are pointed at (README examples, the ingest summary's hint), and
+#: source_result, read by catalog.class_changes (SECURITY INVOKER, so the planner can inline
+#: it); its rows are those catalog.source_class_history shows anyway.
+TABLES = ("csc_source", "rejected_row", "ingest_run", "source_result")
 #: Defaults of every reader session (clients may lower the timeout; cscat sql sets its own).
 ROLE_DEFAULTS = {"default_transaction_read_only": "on", "statement_timeout": "300s",
                  "idle_in_transaction_session_timeout": "60s", "lock_timeout": "10s"}
@@ -124,6 +126,14 @@ def _set_role_defaults(conn: Connection) -> None:
     for name, value in ROLE_DEFAULTS.items():
         # ALTER ROLE ... SET takes no parameters; names and values are the fixed ones above.
         conn.execute(text(f"ALTER ROLE {ROLE} SET {name} = '{value}'"))
+
+
+def database_acl_ok(conn: Connection) -> bool:
+    """Database-level privileges are not copied by ``CREATE DATABASE ... TEMPLATE`` (nor by a
+    restore without ``--create``): is TEMP/CREATE still closed to the reader here?"""
+    return not conn.execute(text(
+        "SELECT has_database_privilege(:r, current_database(), 'CREATE, TEMPORARY')"),
+        {"r": ROLE}).scalar_one()
 
 
 def provision_login(conn: Connection, password: str) -> None:
