@@ -465,7 +465,10 @@ def _blocked_for(path: Path, pw: pwd.struct_passwd) -> Path | None:
 
 
 def _port_free(port: int) -> bool:
+    """Could the server listen on ``port``? (It binds with SO_REUSEADDR too: connections of
+    a stopped server lingering in TIME_WAIT do not keep the port from it.)"""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -11,7 +11,7 @@ from functools import lru_cache
 import psycopg
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.embedded import EmbeddedServer
@@ -139,9 +139,13 @@ def reader_connection(**kw) -> psycopg.Connection:
     if settings.reader_url:
         return _connect(sqlalchemy_url(settings.reader_url, "CSCAT_READER_URL"), kw)
     admin = migrated_engine()
-    with admin.begin() as conn:
-        if not reader.database_acl_ok(conn):
-            reader.apply_grants(conn)
+    try:
+        with admin.begin() as conn:
+            if not reader.database_acl_ok(conn):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": reader.LOCK_KEY})
+                reader.apply_grants(conn)
+    except SQLAlchemyError as e:
+        raise DatabaseError(f"cannot set the read-only role's privileges: {_reason(e)}") from None
     password = reader_password(admin.url)
     url = admin.url.set(username=reader.ROLE, password=password)
     try:
@@ -150,9 +154,24 @@ def reader_connection(**kw) -> psycopg.Connection:
         if not any(m in str(e) for m in ("password authentication failed",
                                          "not permitted to log in")):
             return _connect(url, kw)  # the same failure, reported in one line
-    with admin.begin() as conn:
-        reader.provision_login(conn, password)
+    for attempt in range(3):
+        try:
+            with admin.begin() as conn:
+                reader.provision_login(conn, password)
+            break
+        except SQLAlchemyError as e:
+            # Another cscat setting up the same (cluster-wide) role: it wins, we retry.
+            if "concurrently" not in _reason(e) or attempt == 2:
+                raise DatabaseError(
+                    f"cannot set up the read-only login: {_reason(e)}") from None
     return _connect(url, kw)
+
+
+def _reason(e: SQLAlchemyError) -> str:
+    """The server's first line, never the statement (it might hold a secret)."""
+    orig = getattr(e, "orig", None)
+    lines = str(orig if orig is not None else type(e).__name__).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 def reset() -> None:

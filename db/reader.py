@@ -29,6 +29,10 @@ TABLES = ("csc_source", "rejected_row", "ingest_run", "source_result")
 ROLE_DEFAULTS = {"default_transaction_read_only": "on", "statement_timeout": "300s",
                  "idle_in_transaction_session_timeout": "60s", "lock_timeout": "10s"}
 
+#: pg_advisory_xact_lock key serialising set-ups of the role in one database ("rdr"); the
+#: role is shared by the cluster's databases, so a collision there is retried instead.
+LOCK_KEY = 0x726472
+
 _STATEMENTS = [
     f"""
 DO $$ BEGIN
@@ -41,8 +45,12 @@ END $$""",
 DO $$
 DECLARE m record;
 BEGIN
-    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AND EXISTS (
+            SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}' AND (rolsuper OR rolcreatedb
+            OR rolcreaterole OR rolreplication OR rolbypassrls)) THEN
         ALTER ROLE {ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+    END IF;
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         FOR m IN SELECT g.rolname FROM pg_auth_members a
                  JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles r ON r.oid = a.member
                  WHERE r.rolname = '{ROLE}' LOOP
@@ -101,6 +109,7 @@ END $$""",
 
 def apply_grants(conn: Connection) -> None:
     """Give ``cscat_reader`` exactly its privileges in the connected database (idempotent)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
     for stmt in _STATEMENTS:
         if ":tables" in stmt:
             # A DO body cannot take parameters: the fixed table list is spelled as literals.
@@ -123,7 +132,12 @@ def apply_grants_if_current(conn: Connection, migration_context, script) -> None
 
 
 def _set_role_defaults(conn: Connection) -> None:
+    have = set(conn.execute(text(
+        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r "
+        "ON r.oid = s.setrole WHERE r.rolname = :r AND s.setdatabase = 0"), {"r": ROLE}).scalars())
     for name, value in ROLE_DEFAULTS.items():
+        if f"{name}={value}" in have:
+            continue  # unchanged: no catalog update to collide with another cscat
         # ALTER ROLE ... SET takes no parameters; names and values are the fixed ones above.
         conn.execute(text(f"ALTER ROLE {ROLE} SET {name} = '{value}'"))
 
@@ -137,6 +151,14 @@ def database_acl_ok(conn: Connection) -> bool:
 
 
 def provision_login(conn: Connection, password: str) -> None:
-    """Let ``cscat_reader`` log in with ``password`` (run as the database's administrator)."""
-    digest = conn.execute(text("SELECT quote_literal(:p)"), {"p": password}).scalar_one()
-    conn.execute(text(f"ALTER ROLE {ROLE} WITH LOGIN PASSWORD {digest}"))
+    """Let ``cscat_reader`` log in with ``password`` (run as the database's administrator).
+
+    Only a SCRAM verifier computed here reaches the server, so the password is never in a
+    statement (nor in the server's log, should the statement fail).
+    """
+    pgconn = conn.connection.driver_connection.pgconn
+    verifier = pgconn.encrypt_password(password.encode(), ROLE.encode(), b"scram-sha-256")
+    literal = conn.execute(text("SELECT quote_literal(:v)"), {"v": verifier.decode()}).scalar_one()
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+    escaped = literal.replace(":", "\\:")  # a verifier holds colons: not bind parameters
+    conn.execute(text(f"ALTER ROLE {ROLE} WITH LOGIN PASSWORD {escaped}"))
