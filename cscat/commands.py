@@ -56,10 +56,35 @@ def db_stop(args: argparse.Namespace) -> None:
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 
 
-def sql(args: argparse.Namespace) -> None:
-    result = queries.run_readonly(dbe.migrated_engine(), args.query)
-    render = csv_table if args.format == "csv" else aligned_table
-    print(render(result.columns, result.rows), end="\n" if args.format == "table" else "")
+def sql(args: argparse.Namespace) -> int:
+    """One statement as the read-only role; values as PostgreSQL writes them."""
+    settings = get_settings()
+    with dbe.reader_connection(context=queries.text_context()) as conn:
+        result = queries.run_readonly(conn, args.query, timeout_s=settings.sql_timeout_s,
+                                      max_rows=settings.sql_max_rows)
+    if args.format == "csv":
+        out = csv_table(result.columns, result.rows) if result.columns else ""
+    elif not result.columns:
+        out = "(done: the statement returns no rows)\n"
+    else:
+        out = aligned_table(result.columns, result.rows, result.numeric) + "\n"
+    return write_stdout(out)
+
+
+def write_stdout(text: str) -> int:
+    """Print ``text``; a reader that went away (``| head``) ends the command quietly."""
+    import os
+    import sys
+
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a C tool killed by the pipe would report
+    return 0
 
 
 def status(args: argparse.Namespace) -> None:

@@ -15,12 +15,18 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def aligned_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A psql-like aligned table with a row count footer."""
+def aligned_table(columns: Sequence[str], rows: Sequence[Sequence[object]],
+                  numeric: Sequence[bool] | None = None) -> str:
+    """A psql-like aligned table with a row count footer.
+
+    ``numeric`` says which columns to right-align; by default those whose values are all
+    numbers. Strings are shown as they are (``cscat sql`` passes PostgreSQL's own text).
+    """
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) and bool(rows)
-               for i in range(len(columns))]
+    if numeric is None:
+        numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) and bool(rows)
+                   for i in range(len(columns))]
 
     def line(values: Sequence[str]) -> str:
         return " | ".join(v.rjust(w) if num else v.ljust(w)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import psycopg
+from psycopg.adapt import AdaptersMap
+from psycopg.types.string import StrDumper, TextLoader
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
 
 from db.models import MAIN_TABLES, SCHEMA
 
@@ -19,42 +20,81 @@ class QueryError(RuntimeError):
 class QueryResult:
     columns: list[str]
     rows: list[tuple]
+    #: Per column: is it a number (right-aligned)? None: guess from the values.
+    numeric: list[bool] | None = field(default=None)
 
 
-# Quoted strings, quoted identifiers, dollar-quoted bodies and comments: where a ';' is text.
-_NOT_CODE = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(\$\w*\$).*?\1|--[^\n]*|/\*.*?\*/", re.S
-)
+#: Type OIDs of PostgreSQL's numbers: int2, int4, int8, oid, float4, float8, numeric.
+NUMERIC_OIDS = frozenset({21, 23, 20, 26, 700, 701, 1700})
 
 
-def statement_count(sql: str) -> int:
-    """How many SQL statements ``sql`` holds (semicolons outside strings and comments)."""
-    code = _NOT_CODE.sub(" ", sql)
-    return sum(1 for part in code.split(";") if part.strip())
+def text_context() -> AdaptersMap:
+    """An adaptation context that returns every value as PostgreSQL's own text.
 
-
-def run_readonly(engine: Engine, sql: str, timeout_s: float = 300) -> QueryResult:
-    """Run one statement in a READ ONLY transaction; writes are refused by PostgreSQL itself.
-
-    Several statements are refused too: one could end the read-only transaction.
+    The server's text is what the user should see: floats in their shortest exact form (PG
+    >= 12, ``extra_float_digits = 1``), JSON as JSON, arrays, timestamps and intervals as
+    PostgreSQL writes them. Pass it as ``context=`` when connecting.
     """
-    if statement_count(sql) != 1:
-        raise QueryError("refused: cscat sql runs exactly one read-only statement")
-    with engine.connect() as conn:
-        conn.execute(text("SET TRANSACTION READ ONLY"))
-        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"))
+    ctx = AdaptersMap()
+    ctx.register_loader(0, TextLoader)  # the fallback of every type OID
+    ctx.register_dumper(str, StrDumper)  # for cscat's own parameters
+    return ctx
+
+
+def _one_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def run_readonly(conn: psycopg.Connection, sql: str, *, timeout_s: float,
+                 max_rows: int) -> QueryResult:
+    """Run one statement in a READ ONLY transaction with a timeout and a row limit.
+
+    ``conn`` should be the read-only role's (``db.engine.reader_connection``): its privileges
+    are what makes this safe; the transaction mode and the limits add to them. The statement
+    goes through the extended protocol, so PostgreSQL itself refuses a second statement, and
+    its text is sent as is (no ``%`` placeholders). Rows are streamed: a result over
+    ``max_rows`` is refused without being held in memory.
+    """
+    conn.autocommit = False
+    conn.read_only = True
+    rows: list[tuple] = []
+    with conn.cursor() as cur:
         try:
-            result = conn.exec_driver_sql(sql)
-        except DBAPIError as e:
-            first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-            if "read-only transaction" in first:
-                raise QueryError(
-                    f"refused: cscat sql runs read-only queries ({first})"
-                ) from None
-            raise QueryError(first) from None
-        if not result.returns_rows:
-            return QueryResult([], [])
-        return QueryResult(list(result.keys()), [tuple(r) for r in result.fetchall()])
+            # First query of the transaction: from here on it cannot be made read-write.
+            cur.execute("SELECT set_config('statement_timeout', %s, false)",
+                        [str(max(1, round(timeout_s * 1000)))])
+            for row in cur.stream(sql):
+                if len(rows) >= max_rows:
+                    raise QueryError(
+                        f"refused: the result has more than {max_rows:,} rows (sql_max_rows, "
+                        "CSCAT_SQL_MAX_ROWS); add a LIMIT or an aggregate, or raise the limit")
+                rows.append(row)
+        except psycopg.ProgrammingError as e:
+            if "didn't produce a result" not in str(e):  # else: a command (SET, NOTIFY...)
+                raise QueryError(_explain(e, timeout_s)) from None
+        except psycopg.Error as e:
+            raise QueryError(_explain(e, timeout_s)) from None
+        desc = cur.description or []
+        columns = [d.name for d in desc]
+        numeric = [d.type_code in NUMERIC_OIDS for d in desc]
+    conn.rollback()  # whatever the statement did (a NOTIFY, a SET) is undone
+    return QueryResult(columns, rows, numeric)
+
+
+def _explain(e: psycopg.Error, timeout_s: float) -> str:
+    first = _one_line(e)
+    state = getattr(e, "sqlstate", None)
+    if state == "42601" and "multiple commands" in first:
+        return "refused: cscat sql runs exactly one statement"
+    if state in ("25006", "25001", "42501"):
+        return f"refused: cscat sql runs read-only queries ({first})"
+    if "EMPTY_QUERY" in first:
+        return "refused: the query is empty"
+    if state == "57014":
+        return (f"the query was cancelled after the statement timeout of {timeout_s:g} s "
+                "(sql_timeout_s, CSCAT_SQL_TIMEOUT_S)")
+    return first
 
 
 def table_counts(engine: Engine) -> dict[str, int | None]:

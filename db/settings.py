@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     embedded_port: int | None = Field(
         default=None, description="TCP port of the embedded server on 127.0.0.1; unset: a free one."
     )
+    reader_url: str | None = Field(
+        default=None,
+        description="URL of the read-only login (cscat sql); unset: cscat_reader, set up by cscat "
+                    "with a generated password (embedded server, or CSCAT_DATABASE_URL's admin).",
+    )
+    sql_timeout_s: float = Field(default=120.0, gt=0,
+                                 description="cscat sql: statement timeout in seconds")
+    sql_max_rows: int = Field(default=100_000, gt=0,
+                              description="cscat sql: refuse results with more rows than this")
 
     # -- services -------------------------------------------------------------------------
     csc_tap_url: str = Field(default="http://cda.cfa.harvard.edu/csc21tap",

@@ -11,9 +11,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from db.embedded import EmbeddedServer, _open_prefixes
+from db.embedded import EmbeddedServer
 
 PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _open_prefixes(path: Path) -> None:
+    """Test harness only: let another user traverse the directories above ``path``."""
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if mode & 0o001 == 0:
+            parent.chmod(mode | 0o001)
 
 
 def cscat(*args: str, data_dir: Path, extra_env: dict | None = None, user: str | None = None):

@@ -35,6 +35,10 @@ def run_migrations(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    # The read-only role's privileges, re-applied after every upgrade (views of new migrations).
+    from db.reader import apply_grants_if_current
+
+    apply_grants_if_current(connection, context.get_context(), context.script)
 
 
 connection = config.attributes.get("connection")
