@@ -104,7 +104,7 @@ class _Heartbeat:
     def _beat(self) -> None:
         started = time.monotonic()
         while not self._done.wait(self.every):
-            log.info("still waiting for %s: %.0f s so far", self.what,
+            log.warning("still waiting for %s: %.0f s so far", self.what,
                      time.monotonic() - started)
 
     def __enter__(self) -> _Heartbeat:
