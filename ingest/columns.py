@@ -30,15 +30,24 @@ def dtype_of(col: Column) -> str:
     return _DTYPES[col.sql_type]
 
 
-def printable(s: pd.Series, limit: int = _SHOW_MAX) -> pd.Series:
+def printable(s: pd.Series, limit: int = _SHOW_MAX, quote: bool = False) -> pd.Series:
     """Values as text fit for a message: control characters escaped (``\\x00``), long
-    values cut to ``limit`` characters with ``…``, NA as ``?``."""
+    values cut to ``limit`` characters with ``…``, NA as ``?``. ``quote``: a value with
+    spaces, quotes or ``;`` (or empty) is shown in single quotes, ``'`` and ``;`` escaped, so
+    that a reason (``; ``-joined) reads unambiguously."""
     text = s.astype("string").fillna("?")
+    odd = (text.str.contains(r"[\s;'\\]", regex=True) | (text == "")) if quote else None
+    if quote and odd.any():
+        text = text.where(~odd, text.str.replace("\\", "\\\\", regex=False)
+                          .str.replace("'", "\\'", regex=False)
+                          .str.replace(";", "\\x3b", regex=False))
     if text.str.contains(_CONTROL, regex=True).any():
         text = text.str.replace(_CONTROL, lambda m: f"\\x{ord(m.group(0)):02x}", regex=True)
     long = text.str.len() > limit
     if long.any():
         text = text.where(~long, text.str.slice(0, limit - 1) + "…")
+    if quote and odd.any():
+        text = text.where(~odd, "'" + text + "'")
     return text
 
 
@@ -57,6 +66,10 @@ class Parsed(NamedTuple):
         return out.str.removeprefix("; ")
 
 
+def _show(name: str, values: pd.Series) -> pd.Series:
+    return name + "=" + printable(values, quote=True)
+
+
 def _numeric(col: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     """(float64 values with bad cells NaN, reasons at bad rows or None)."""
     name = col.name
@@ -64,14 +77,14 @@ def _numeric(col: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     if pd.api.types.is_bool_dtype(raw.dtype):
         vals = pd.Series(np.nan, index=raw.index)
         bad = raw.notna()
-        bad_msg.append((bad, lambda b: name + "=" + printable(raw[b]) + " is not a number"))
+        bad_msg.append((bad, lambda b: _show(name, raw[b]) + " is not a number"))
     elif pd.api.types.is_numeric_dtype(raw.dtype):
         vals = raw.astype("float64")
         if pd.api.types.is_integer_dtype(raw.dtype) and col.sql_type in INT_RANGE:
             lo, hi = INT_RANGE[col.sql_type]
             ints = raw.astype("Int64")
             out = ints.notna() & ((ints < lo) | (ints > hi))
-            bad_msg.append((out.fillna(False), lambda b: name + "=" + printable(raw[b])
+            bad_msg.append((out.fillna(False), lambda b: _show(name, raw[b])
                             + f" outside the {col.sql_type} range [{lo}, {hi}]"))
             vals = vals.where(~out.fillna(False).to_numpy())
     else:
@@ -79,18 +92,18 @@ def _numeric(col: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series | None]:
         vals = pd.to_numeric(text, errors="coerce").astype("float64")
         bad = vals.isna() & text.notna() & (text != "") & ~text.str.lower().isin(
             ["nan", "null", "na", "none", "--"])
-        bad_msg.append((bad, lambda b: name + "=" + printable(raw[b]) + " is not a number"))
+        bad_msg.append((bad, lambda b: _show(name, raw[b]) + " is not a number"))
     inf = np.isinf(vals.to_numpy())
     if inf.any():
         inf_s = pd.Series(inf, index=raw.index)
-        bad_msg.append((inf_s, lambda b: name + "=" + printable(raw[b]) + " is not finite"))
+        bad_msg.append((inf_s, lambda b: _show(name, raw[b]) + " is not finite"))
         vals = vals.where(~inf)
     if col.sql_type in INT_RANGE:
         lo, hi = INT_RANGE[col.sql_type]
         frac = vals.notna() & (vals != np.round(vals))
-        bad_msg.append((frac, lambda b: name + "=" + printable(raw[b]) + " is not an integer"))
+        bad_msg.append((frac, lambda b: _show(name, raw[b]) + " is not an integer"))
         out = vals.notna() & ~frac & ((vals < lo) | (vals > hi))
-        bad_msg.append((out, lambda b: name + "=" + printable(raw[b])
+        bad_msg.append((out, lambda b: _show(name, raw[b])
                         + f" outside the {col.sql_type} range [{lo}, {hi}]"))
         vals = vals.where(~(frac | out))
     msgs = [mk(mask) for mask, mk in bad_msg if mask.any()]
@@ -108,7 +121,8 @@ def _text(col: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     ctrl = s.str.contains(_CONTROL, regex=True).fillna(False)
     if not ctrl.any():
         return s, None
-    msg = (col.name + " " + printable(s[ctrl]) + " contains a control character").astype("string")
+    msg = col.name + " " + printable(s[ctrl], quote=True) + " contains a control character"
+    msg = msg.astype("string")
     return s.where(~ctrl), msg
 
 

@@ -68,10 +68,11 @@ def _reasons(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         if col.choices is not None:
             other = vals.notna() & ~vals.isin(col.choices).fillna(False)
             _add(reasons, other, lambda n=col.name, v=vals, c=col.choices:
-                 n + " " + printable(v) + " is not one of " + ", ".join(c))
+                 n + " " + printable(v, quote=True) + " is not one of " + ", ".join(c))
     name = frame["name"]
     bad = name.notna() & ~name.str.fullmatch(NAME_PATTERN).fillna(False)
-    _add(reasons, bad, lambda: "name " + printable(name) + " is not 2CXO Jhhmmss.s±ddmmss")
+    _add(reasons, bad,
+         lambda: "name " + printable(name, quote=True) + " is not 2CXO Jhhmmss.s±ddmmss")
     return frame, reasons.str.removeprefix("; ")
 
 
@@ -109,7 +110,7 @@ def validate_simbad(df: pd.DataFrame, radius_arcsec: float = 1.0) -> Validation:
         pd.NA, index=df.index, dtype="string")
     _add(reasons, name.isna(), "name missing")
     _add(reasons, name.notna() & ~name.str.fullmatch(NAME_PATTERN).fillna(False),
-         lambda: "name " + printable(name) + " is not 2CXO Jhhmmss.s±ddmmss")
+         lambda: "name " + printable(name, quote=True) + " is not 2CXO Jhhmmss.s±ddmmss")
     main_id = df["main_id"].astype("string").str.strip().replace("", pd.NA)
     otype = df["otype"].astype("string").str.strip().replace("", pd.NA)
     sep = pd.to_numeric(df["separation_arcsec"], errors="coerce")

@@ -78,7 +78,7 @@ def _reason_kinds(rejected: pd.DataFrame) -> dict[str, int]:
     if rejected.empty:
         return {}
     parts = rejected["reason"].astype(str).str.split("; ").explode()
-    kinds = (parts.str.replace(r"=\S+", "", regex=True)
+    kinds = (parts.str.replace(r"='(?:[^'\\]|\\.)*'|=\S+", "", regex=True)
              .str.replace(r"^(name|likelihood_class|match_type) .* (is not|contains)",
                           r"\1 \2", regex=True)
              .str.replace(r"^source .* (is stored at|is at \(its first row in this input\)) .*",
