@@ -7,6 +7,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from db.csc_columns import TAP_ALIASES
@@ -52,6 +53,38 @@ def _header(path: Path, fmt: str) -> list[str] | None:
     return None
 
 
+def _fields_per_row(raw: bytes) -> np.ndarray:
+    """Number of fields of each non-blank line of a CSV (vectorized when nothing is quoted)."""
+    if b'"' in raw:
+        text = raw.decode("utf-8", "replace").splitlines(keepends=True)
+        return np.array([len(r) for r in csv.reader(text) if r], dtype=np.int64)
+    arr = np.frombuffer(raw, np.uint8)
+    nl = np.flatnonzero(arr == ord("\n"))
+    ends = nl if raw.endswith(b"\n") else np.append(nl, len(arr))
+    starts = np.concatenate([[0], nl + 1])[:len(ends)]
+    commas = np.concatenate([[0], np.cumsum(arr == ord(","))])
+    fields = commas[ends] - commas[starts] + 1
+    cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == ord("\r"))
+    return fields[(ends - starts - cr) > 0]
+
+
+def _short_rows(path: Path, df: pd.DataFrame) -> dict[int, str]:
+    """Rows of a CSV that cannot be trusted: fewer fields than the header (the reader fills
+    the missing cells silently), or a last line without its newline (the file may have been
+    cut inside it). 0-based row -> reason."""
+    out: dict[int, str] = {}
+    raw = path.read_bytes()
+    fields = _fields_per_row(raw)
+    ncol = len(df.columns)
+    if len(fields) == len(df) + 1:  # header + rows, as the reader saw them
+        for i in map(int, np.flatnonzero(fields[1:] < ncol)):
+            out[i] = f"row has {fields[i + 1]} fields, the header {ncol}"
+    if len(df) and not raw.endswith((b"\n", b"\r")):
+        out[len(df) - 1] = ("the file does not end with a newline: its last row may be "
+                            "truncated")
+    return out
+
+
 def _check_unique(path: Path, names: list[str]) -> None:
     lower = pd.Series([str(c).strip().lower() for c in names])
     dup = lower[lower.duplicated(keep=False)]
@@ -74,9 +107,12 @@ def _load(path: Path, *, as_text: bool = False) -> pd.DataFrame:
         header = _header(path, fmt)
         if header is not None:
             _check_unique(path, header)
+        problems: dict[int, str] = {}
         if fmt == "csv":
-            df = pd.read_csv(path, dtype=str if as_text else None,
-                             encoding_errors="replace")
+            df = pd.read_csv(path, dtype=str if as_text else None, encoding_errors="replace",
+                             keep_default_na=not as_text)
+            if as_text:
+                problems = _short_rows(path, df)
         elif fmt == "parquet":
             df = pd.read_parquet(path)
         elif fmt == "votable":
@@ -103,6 +139,7 @@ def _load(path: Path, *, as_text: bool = False) -> pd.DataFrame:
         raise IngestError(f"{path}: not a readable {fmt} table: {text}") from exc
     df.columns = [str(c).strip().lower() for c in df.columns]
     _check_unique(path, list(df.columns))
+    df.attrs["row_problems"] = problems
     for c in df.columns:
         if df[c].dtype == object and len(df) and isinstance(df[c].iloc[0], bytes):
             df[c] = df[c].map(lambda v: v.decode("utf-8", "replace")
@@ -141,12 +178,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     absent. The columns it ignores are listed in ``attrs["ignored_columns"]`` (and logged).
     """
     path = Path(path)
-    df, ignored = _to_stored_names(path, _load(path, as_text=True))
+    loaded = _load(path, as_text=True)
+    problems = loaded.attrs.get("row_problems", {})
+    df, ignored = _to_stored_names(path, loaded)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise IngestError(f"{path}: missing required column(s) {', '.join(missing)}; "
                           f"found {', '.join(df.columns[:12])}")
     df.attrs["ignored_columns"] = ignored
+    df.attrs["row_problems"] = problems
     return df
 
 

@@ -84,8 +84,13 @@ def validate_detections(df: pd.DataFrame) -> Validation:
     (printable) and a reason such as
     ``row 17 (2CXO J004307.5-092302, obsid 4884): hard_hm=1.7 outside [-1, 1]``.
     """
+    row_problems = dict(df.attrs.get("row_problems") or {})  # set by ingest.files.read_table
     df = df.reset_index(drop=True)
     frame, reasons = _reasons(df)
+    if row_problems:
+        at = pd.Series(row_problems, dtype="string")
+        at = at[at.index.isin(reasons.index)]
+        reasons[at.index] = (at + "; " + reasons[at.index]).str.removesuffix("; ")
     bad = reasons != ""
     row = pd.Series(df.index + 1, index=df.index)
     shown = {c: printable(df[c]) if c in df.columns else pd.Series("?", index=df.index)
