@@ -140,6 +140,9 @@ def _print_ingest(summary: dict) -> None:
               f"sources, rejected: {summary['rejected']}")
     for reason, n in sorted(summary.get("rejected_reasons", {}).items(), key=lambda x: -x[1]):
         print(f"  rejected {n:>6} × {reason}")
+    if summary.get("ignored_columns"):
+        cols = summary["ignored_columns"]
+        print(f"  ignored {len(cols)} column(s) cscat does not store: {', '.join(cols)}")
     if summary["rejected"]:
         print(f"  details: cscat sql \"select row_number, natural_key, reason from "
               f"catalog.rejected_row where ingest_run_id = {summary['run_id']}\"")

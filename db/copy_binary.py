@@ -19,6 +19,25 @@ TRAILER = b"\xff\xff"
 _FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8": ">f8", "bool": "?"}
 
 
+def _integers(s: pd.Series, name: str, pgtype: str, dtype: np.dtype) -> np.ndarray:
+    """Integer values of ``s`` (NA as 0) in ``dtype``; a value that is not an integer or does
+    not fit raises ValueError (a cast would store a wrong number, e.g. 3e9 as -2147483648)."""
+    info = np.iinfo(dtype)
+    if pd.api.types.is_integer_dtype(s.dtype):
+        ints = s.astype("Int64")
+        bad = ints.notna() & ((ints < info.min) | (ints > info.max))
+        if bad.any():
+            raise ValueError(f"binary COPY: column {name!r}: {ints[bad].iloc[0]} does not fit "
+                             f"{pgtype}")
+        return ints.to_numpy(dtype="int64", na_value=0).astype(dtype.newbyteorder("="))
+    vals = s.to_numpy(dtype="float64", na_value=0)
+    bad = ~np.isfinite(vals) | (vals != np.round(vals)) | (vals < info.min) | (vals > info.max)
+    if bad.any():
+        raise ValueError(f"binary COPY: column {name!r}: {float(vals[bad][0])!r} is not an "
+                         f"{pgtype}")
+    return vals.astype(dtype.newbyteorder("="))
+
+
 def _column_arrays(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]):
     """Per column: (values array or encoded text, non-null mask, byte width per row)."""
     out = []
@@ -38,7 +57,7 @@ def _column_arrays(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]):
             elif pgtype == "bool":
                 vals = s.astype("boolean").to_numpy(dtype=bool, na_value=False)
             else:
-                vals = s.to_numpy(dtype="float64", na_value=0).astype(dtype.newbyteorder("="))
+                vals = _integers(s, name, pgtype, dtype)
             out.append((vals, mask, np.where(mask, dtype.itemsize, 0)))
         else:
             raise ValueError(f"binary COPY: unsupported type {pgtype!r} of column {name!r}")

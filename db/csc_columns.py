@@ -1,8 +1,12 @@
-"""The CSC columns cscat stores: one place for their names, SQL types and valid ranges.
+"""The CSC columns cscat stores: one place for their names, SQL types, valid ranges and
+where the CSC 2.1 TAP service delivers them.
 
-Names are those of the CSC 2.x TAP service (``csc21.master_source`` and
-``csc21.observation_source``). Ingest asks for exactly these columns, the schema stores
-them as delivered, and validation rejects rows whose values fall outside ``valid``.
+Stored names are mostly those of the service (``csc21.master_source``,
+``csc21.observation_source``); the few stored under another name, delivered by another
+table or not delivered at all are listed in ``TAP_SOURCES``. ``DOCUMENTED_TAP_COLUMNS`` is
+the project's own list of the service's column names it relies on, taken from the CSC 2.1
+documentation (the CXC command-line client's column lists, the paper's ADQL, the CSC FAQ):
+the loopback fake TAP service refuses any other name, as the real one would.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class Column:
     required: bool = False
     valid: tuple[float | None, float | None] | None = None  # inclusive (low, high)
     doc: str = ""
+    choices: tuple[str, ...] | None = None  # the only values a text column may take
 
 
 def _band(prefix: str, bands: str, valid=None, doc: str = "") -> list[Column]:
@@ -47,7 +52,7 @@ SOURCE_COLUMNS: tuple[Column, ...] = (
     Column("dec", "double", required=True, valid=(-90.0, 90.0), doc="ICRS Dec, deg"),
     Column("err_ellipse_r0", "double", valid=NON_NEGATIVE, doc="95% error ellipse major radius"),
     Column("significance", "double", valid=NON_NEGATIVE, doc="highest flux significance"),
-    Column("likelihood_class", "text", doc="TRUE or MARGINAL"),
+    Column("likelihood_class", "text", doc="TRUE or MARGINAL", choices=("TRUE", "MARGINAL")),
 )
 
 #: Natural key of a detection, beside the master source name.
@@ -58,7 +63,8 @@ DETECTION_COLUMNS: tuple[Column, ...] = (
     Column("obsid", "int", required=True, valid=(0, None), doc="Chandra ObsID"),
     Column("obi", "int", valid=(0, None), doc="observation interval"),
     Column("region_id", "int", valid=(0, None), doc="detection region within the ObsID"),
-    Column("match_type", "text", doc="u: unique, a: ambiguous master association"),
+    Column("match_type", "text", doc="u: unique, a: ambiguous master association",
+           choices=("u", "a", "n")),
     Column("det_ra", "double", valid=(0.0, 360.0), doc="per-observation RA, deg"),
     Column("det_dec", "double", valid=(-90.0, 90.0), doc="per-observation Dec, deg"),
     Column("theta", "double", valid=NON_NEGATIVE, doc="off-axis angle, arcmin"),
@@ -83,16 +89,68 @@ DETECTION_COLUMNS: tuple[Column, ...] = (
     Column("gti_mjd_obs", "double", doc="observation start, MJD"),
 )
 
-#: Derived per-detection features stored beside the raw columns (computed by ``classifier``).
+#: Derived per-detection features stored beside the raw columns (computed by ``classifier``;
+#: a file may give them instead of their raw inputs).
 DERIVED_COLUMNS: tuple[Column, ...] = (
-    Column("var_ratio_b", "double", doc="var_sigma_b / var_mean_b"),
-    Column("var_ratio_h", "double", doc="var_sigma_h / var_mean_h"),
-    Column("var_ratio_s", "double", doc="var_sigma_s / var_mean_s"),
-    Column("var_newq_b", "double", doc="((var_max_b + var_min_b) / 2) / var_mean_b"),
+    Column("var_ratio_b", "double", valid=NON_NEGATIVE, doc="var_sigma_b / var_mean_b"),
+    Column("var_ratio_h", "double", valid=NON_NEGATIVE, doc="var_sigma_h / var_mean_h"),
+    Column("var_ratio_s", "double", valid=NON_NEGATIVE, doc="var_sigma_s / var_mean_s"),
+    Column("var_newq_b", "double", valid=NON_NEGATIVE,
+           doc="((var_max_b + var_min_b) / 2) / var_mean_b"),
 )
 
-#: TAP names of detection columns stored under another name (master and detection share ra/dec).
-TAP_ALIASES: dict[str, str] = {"det_ra": "ra", "det_dec": "dec"}
+#: Range of each integer SQL type: a value outside it cannot be stored and is rejected.
+INT_RANGE: dict[str, tuple[int, int]] = {"int": (-(2**31), 2**31 - 1),
+                                         "bigint": (-(2**63), 2**63 - 1)}
+
+#: Where the TAP service delivers stored columns that are not ``<default table>.<name>``
+#: (the default: ``master_source`` for SOURCE_COLUMNS, ``observation_source`` for
+#: DETECTION_COLUMNS): (table, TAP column name), or None when the service has no documented
+#: column for it (``observation_source`` documents no per-observation position).
+TAP_SOURCES: dict[str, tuple[str, str] | None] = {
+    "match_type": ("master_stack_assoc", "match_type"),
+    "likelihood": ("observation_source", "likelihood_b"),
+    "flux_aper_b_lolim": ("observation_source", "flux_aper_lolim_b"),
+    "flux_aper_b_hilim": ("observation_source", "flux_aper_hilim_b"),
+    "det_ra": None,
+    "det_dec": None,
+}
+
+#: Stored columns the TAP service does not deliver (NA after a TAP ingest).
+NOT_FROM_TAP: tuple[str, ...] = tuple(k for k, v in TAP_SOURCES.items() if v is None)
+
+#: TAP (and CSC export) names of columns stored under another name: stored -> TAP name.
+TAP_ALIASES: dict[str, str] = {k: v[1] for k, v in TAP_SOURCES.items()
+                               if v is not None and v[1] != k}
+
+#: The CSC 2.1 TAP column names cscat relies on, per table, as documented (see the module
+#: docstring). Kept here by hand, not derived from the columns above, so that a wrong name
+#: in a query is caught by the fake service and by the test against the documentation.
+DOCUMENTED_TAP_COLUMNS: dict[str, frozenset[str]] = {
+    "master_source": frozenset({
+        "name", "ra", "dec", "err_ellipse_r0", "significance", "likelihood_class"}),
+    "master_stack_assoc": frozenset({"name", "detect_stack_id", "region_id", "match_type"}),
+    "stack_source": frozenset({"detect_stack_id", "region_id"}),
+    "stack_observation_assoc": frozenset({"detect_stack_id", "region_id", "obsid", "obi"}),
+    "observation_source": frozenset({
+        "obsid", "obi", "region_id", "theta", "flux_significance_b", "likelihood_b",
+        "flux_aper_b", "flux_aper_lolim_b", "flux_aper_hilim_b",
+        "hard_hm", "hard_hm_lolim", "hard_hm_hilim", "hard_hs", "hard_hs_lolim",
+        "hard_hs_hilim", "hard_ms", "hard_ms_lolim", "hard_ms_hilim",
+        "powlaw_gamma", "powlaw_gamma_lolim", "powlaw_gamma_hilim", "powlaw_nh",
+        "bb_kt", "bb_kt_lolim", "bb_kt_hilim",
+        *(f"{v}_{b}" for v in ("var_prob", "var_mean", "var_sigma", "var_min", "var_max",
+                               "ks_prob", "kp_prob") for b in "bhms"),
+        "gti_start", "gti_stop", "gti_mjd_obs"}),
+}
+
+
+def tap_source(col: Column) -> tuple[str, str] | None:
+    """(TAP table, TAP column name) delivering a stored column, or None."""
+    if col.name in TAP_SOURCES:
+        return TAP_SOURCES[col.name]
+    table = "master_source" if col in SOURCE_COLUMNS else "observation_source"
+    return table, col.name
 
 
 def names(columns: tuple[Column, ...]) -> list[str]:

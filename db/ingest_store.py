@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import pandas as pd
@@ -10,6 +13,52 @@ from sqlalchemy import Connection, Engine, text
 
 from db.load import copy_frame
 from db.models import SCHEMA
+
+log = logging.getLogger(__name__)
+
+#: pg_advisory_lock key held by every ingest writer ("cscig" in ASCII). Distinct from the
+#: catalog update lock (``db.catalog_store.UPDATE_LOCK_KEY``), which an update holds on
+#: another connection while it runs the ingest steps: always update lock first, then this.
+INGEST_LOCK_KEY = 0x6373636967
+
+
+class IngestBusy(RuntimeError):
+    """Another ingest holds the ingest lock (raised only when not waiting)."""
+
+
+def _lock_holder(conn: Connection, key: int) -> int | None:
+    return conn.execute(text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = :hi AND objid = :lo LIMIT 1"),
+        {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF}).scalar()
+
+
+@contextmanager
+def ingest_lock(engine: Engine, what: str, wait: bool = True) -> Iterator[None]:
+    """Hold the ingest lock: one ingest writer at a time, across processes.
+
+    When another ingest holds it: wait for it (saying so once) or, with ``wait=False``,
+    raise IngestBusy naming the holder.
+    """
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                            {"k": INGEST_LOCK_KEY}).scalar_one():
+            holder = _lock_holder(conn, INGEST_LOCK_KEY)
+            msg = f"another ingest is running (server pid {holder})"
+            if not wait:
+                conn.rollback()
+                raise IngestBusy(f"{msg}; {what} not started: try again when it has finished")
+            log.warning("%s; %s waits for it to finish", msg, what)
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": INGEST_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": INGEST_LOCK_KEY})
+                conn.commit()
+            except Exception as exc:  # noqa: BLE001 - the session ends and frees it anyway
+                log.debug("releasing the ingest lock failed: %s", exc)
 
 
 def start_run(engine: Engine, kind: str, origin: str, watermark: dict | None = None) -> int:

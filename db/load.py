@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -28,14 +29,19 @@ from db.csc_columns import (
 )
 from db.models import SCHEMA
 
+#: A row naming a known source at a position farther than this from the source's is refused.
+POSITION_TOLERANCE_ARCSEC = 0.01
+
 
 @dataclass(frozen=True)
 class LoadCounts:
-    """What one load added."""
+    """What one load added; ``conflicts``: rows refused (index of the input, ``reason``)."""
 
     rows: int
     new_sources: int
     new_detections: int
+    conflicts: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"reason": pd.Series(dtype="string")}))
 
     @property
     def duplicates(self) -> int:
@@ -113,15 +119,60 @@ def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
                          for c in ("source_id", *DETECTION_KEY)})
 
 
-def _source_ids(conn: Connection, sources: pd.DataFrame, run_id: int) -> tuple[pd.Series, int]:
-    """Source id per name of ``sources`` (one row per name); new names are inserted with ids
-    reserved from the identity sequence. Returns (ids by name, number of new sources)."""
+def _separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """Angular separation (haversine), arcsec."""
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(x, dtype="float64"))
+                            for x in (ra1, dec1, ra2, dec2))
+    h = (np.sin((dec2 - dec1) / 2) ** 2
+         + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2)
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))) * 3600.0
+
+
+def _known_sources(conn: Connection, names: pd.Series) -> pd.DataFrame:
+    """Stored sources among ``names``: DataFrame[name, source_id, ra, dec]."""
     conn.exec_driver_sql("CREATE TEMP TABLE stage_name (name text) ON COMMIT DROP")
-    copy_binary(conn, "pg_temp.stage_name", sources, [("name", "text")])
-    known = read_frame(conn, f"SELECT s.name, s.source_id FROM pg_temp.stage_name st "
+    copy_binary(conn, "pg_temp.stage_name", pd.DataFrame({"name": names}), [("name", "text")])
+    known = read_frame(conn, f"SELECT s.name, s.source_id, s.ra, s.dec "
+                             f"FROM pg_temp.stage_name st "
                              f"JOIN {SCHEMA}.csc_source s USING (name)")
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_name")
-    ids = known.set_index("name")["source_id"] if not known.empty else pd.Series(dtype="int64")
+    if known.empty:
+        return pd.DataFrame({"name": pd.Series(dtype="string"), "source_id": [], "ra": [],
+                             "dec": []})
+    return known.astype({"name": "string"})
+
+
+def _position_conflicts(frame: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose position differs from their source's (stored, else the name's first row in
+    ``frame``) by more than POSITION_TOLERANCE_ARCSEC: DataFrame[reason], input index."""
+    first = frame.drop_duplicates("name").set_index("name")[["ra", "dec"]]
+    stored = known.set_index("name")[["ra", "dec"]]
+    ref = pd.concat([stored, first[~first.index.isin(stored.index)]])
+    names = frame["name"].astype("string")
+    ref_ra = names.map(ref["ra"]).to_numpy("float64")
+    ref_dec = names.map(ref["dec"]).to_numpy("float64")
+    sep = _separation_arcsec(ref_ra, ref_dec, frame["ra"], frame["dec"])
+    bad = sep > POSITION_TOLERANCE_ARCSEC
+    if not bad.any():
+        return LoadCounts(0, 0, 0).conflicts
+    sub = frame[bad]
+    where = np.where(names[bad].isin(stored.index), "is stored at",
+                     "is at (its first row in this input)")
+    reason = ("source " + sub["name"].astype(str) + " " + where + " ra="
+              + pd.Series(ref_ra[bad], index=sub.index).map("{:.7f}".format) + ", dec="
+              + pd.Series(ref_dec[bad], index=sub.index).map("{:.7f}".format)
+              + "; this row gives ra=" + sub["ra"].map("{:.7f}".format) + ", dec="
+              + sub["dec"].map("{:.7f}".format) + " ("
+              + pd.Series(sep[bad], index=sub.index).map("{:.3g}".format)
+              + f" arcsec away; tolerance {POSITION_TOLERANCE_ARCSEC:g})")
+    return pd.DataFrame({"reason": reason.astype("string")}, index=sub.index)
+
+
+def _source_ids(conn: Connection, sources: pd.DataFrame, known: pd.DataFrame, run_id: int
+                ) -> tuple[pd.Series, int]:
+    """Source id per name of ``sources`` (one row per name); new names are inserted with ids
+    reserved from the identity sequence. Returns (ids by name, number of new sources)."""
+    ids = known.set_index("name")["source_id"].astype("int64")
     new = sources[~sources["name"].isin(ids.index)]
     if new.empty:
         return ids, 0
@@ -152,13 +203,19 @@ def load_detections(conn: Connection, frame: pd.DataFrame, run_id: int) -> LoadC
 
     New source names are inserted; detections whose natural key (source, ObsID, OBI,
     region) is already stored, or repeated in ``frame``, are skipped; the rest go straight
-    into ``catalog.csc_detection`` by binary COPY. Loads are serialised by an advisory lock,
-    so the check for stored keys stays true until commit.
+    into ``catalog.csc_detection`` by binary COPY. A row naming a known source at another
+    position (beyond POSITION_TOLERANCE_ARCSEC of the stored one, or of the name's first row
+    in ``frame``) is not loaded: it is returned in ``conflicts`` with its reason. Loads are
+    serialised by an advisory lock, so the check for stored keys stays true until commit.
     """
     if frame.empty:
         return LoadCounts(0, 0, 0)
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOAD_LOCK_KEY})
-    ids, new_sources = _source_ids(conn, frame.drop_duplicates("name"), run_id)
+    known = _known_sources(conn, frame["name"].drop_duplicates())
+    conflicts = _position_conflicts(frame, known)
+    if not conflicts.empty:
+        frame = frame[~frame.index.isin(conflicts.index)]
+    ids, new_sources = _source_ids(conn, frame.drop_duplicates("name"), known, run_id)
     det = frame.assign(source_id=frame["name"].map(ids).astype("int64"))
     key = _key_frame(det)
     fresh = ~key.duplicated(keep="first").to_numpy()
@@ -169,4 +226,4 @@ def load_detections(conn: Connection, frame: pd.DataFrame, run_id: int) -> LoadC
     columns = [("source_id", "int8"), *_typed((*DETECTION_COLUMNS, *DERIVED_COLUMNS)),
                ("ingest_run_id", "int4")]
     copy_binary(conn, f"{SCHEMA}.csc_detection", new, columns)
-    return LoadCounts(len(frame), new_sources, len(new))
+    return LoadCounts(len(frame), new_sources, len(new), conflicts)

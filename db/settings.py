@@ -58,8 +58,16 @@ class Settings(BaseSettings):
     csc_tap_url: str = Field(default="http://cda.cfa.harvard.edu/csc21tap",
                              description="CSC TAP service (CSC 2.0: .../csc2tap)")
     csc_chunk_obsids: int = Field(default=50, description="ObsIDs per TAP query")
+    csc_tap_timeout_s: float = Field(
+        default=600.0, gt=0, description="seconds to wait for one TAP answer before retrying")
+    csc_tap_attempts: int = Field(
+        default=5, ge=1, description="attempts per TAP query (timeouts, 5xx, unreadable "
+                                     "answers) before the ingest fails")
     xmatch_url: str | None = Field(default=None,
                                    description="CDS X-Match endpoint; unset: astroquery's")
+    xmatch_timeout_s: float = Field(
+        default=300.0, gt=0, description="seconds to wait for one X-Match answer")
+    xmatch_attempts: int = Field(default=4, ge=1, description="attempts per X-Match batch")
     simbad_radius_arcsec: float = 1.0
     simbad_refresh_days: float = Field(default=90.0,
                                        description="re-crossmatch sources older than this")

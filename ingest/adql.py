@@ -2,22 +2,28 @@
 
 Detections are joined to master sources the way the CSC 2.x CLI and the umlcaxs code do:
 ``master_source m`` - ``master_stack_assoc a`` - ``stack_source s`` -
-``stack_observation_assoc b`` - ``observation_source o``. ``match_type`` ('u'/'a') is a
-column of ``master_stack_assoc``.
+``stack_observation_assoc b`` - ``observation_source o``. Which table delivers which stored
+column, under which name, is ``db.csc_columns.tap_source`` (e.g. ``match_type`` comes from
+``master_stack_assoc``, ``flux_aper_b_lolim`` is the service's ``flux_aper_lolim_b``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from db.csc_columns import DETECTION_COLUMNS, SOURCE_COLUMNS, TAP_ALIASES, names
+from db.csc_columns import DETECTION_COLUMNS, SOURCE_COLUMNS, tap_source
 
 CSC21_TAP_URL = "http://cda.cfa.harvard.edu/csc21tap"
 CSC20_TAP_URL = "http://cda.cfa.harvard.edu/csc2tap"
 
-#: Detection columns delivered by master_stack_assoc rather than observation_source.
-ASSOC_COLUMNS = ("match_type",)
+#: The alias each query gives each table.
+TABLE_ALIASES: dict[str, str] = {"master_source": "m", "master_stack_assoc": "a",
+                                 "stack_source": "s", "stack_observation_assoc": "b",
+                                 "observation_source": "o"}
+_ALIAS_TABLES = {v: k for k, v in TABLE_ALIASES.items()}
+_REF_RE = re.compile(r"(?<![\w.])([a-z])\.([A-Za-z_]\w*)")
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,31 @@ DEFAULT_CUTS = Cuts()
 
 
 def select_list() -> list[str]:
-    """``m.name``, ..., ``o.ra AS det_ra``, ...: the stored columns, under their stored names."""
-    cols = [f"m.{c}" for c in names(SOURCE_COLUMNS)]
-    for c in names(DETECTION_COLUMNS):
-        prefix = "a" if c in ASSOC_COLUMNS else "o"
-        tap = TAP_ALIASES.get(c)
-        cols.append(f"{prefix}.{tap} AS {c}" if tap else f"{prefix}.{c}")
+    """``m.name``, ..., ``o.likelihood_b AS likelihood``, ...: the stored columns the service
+    delivers, under their stored names (columns it does not deliver are left out)."""
+    cols = []
+    for col in (*SOURCE_COLUMNS, *DETECTION_COLUMNS):
+        src = tap_source(col)
+        if src is None:
+            continue
+        table, tap = src
+        item = f"{TABLE_ALIASES[table]}.{tap}"
+        cols.append(item if tap == col.name else f"{item} AS {col.name}")
     return cols
+
+
+def selected_names() -> list[str]:
+    """The output column names of ``detections_query``, in order."""
+    return [item.rsplit(" AS ", 1)[-1].split(".", 1)[-1] for item in select_list()]
+
+
+def referenced_columns(query: str) -> set[tuple[str, str]]:
+    """Every ``(table, column)`` an ADQL query of this module names through a table alias."""
+    out = set()
+    for alias, column in _REF_RE.findall(query):
+        if alias in _ALIAS_TABLES:
+            out.add((_ALIAS_TABLES[alias], column))
+    return out
 
 
 def detections_query(obsids: Sequence[int], tables: CscTables = DEFAULT_TABLES,
@@ -92,9 +116,12 @@ def detections_query(obsids: Sequence[int], tables: CscTables = DEFAULT_TABLES,
 
 def observations_query(tables: CscTables = DEFAULT_TABLES, until_mjd: float | None = None,
                        after_obsid: int | None = None) -> str:
-    """ObsIDs with detections and their start (MJD), optionally before ``until_mjd``.
+    """ObsIDs with detections and the start (MJD) of each of their intervals, optionally
+    before ``until_mjd``; the client keeps the earliest start per ObsID.
 
-    ``after_obsid`` pages through a long list (keyset pagination, ordered by ObsID).
+    A plain ``SELECT DISTINCT`` (no GROUP BY/MIN asked of the service), ordered by ObsID
+    then start, so ``after_obsid`` pages through a long list (keyset pagination) and a page
+    cut inside an ObsID still holds its earliest start.
     """
     where = []
     if until_mjd is not None:
@@ -103,7 +130,15 @@ def observations_query(tables: CscTables = DEFAULT_TABLES, until_mjd: float | No
         where.append(f"o.obsid > {int(after_obsid)}")
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     return (
-        "SELECT o.obsid, MIN(o.gti_mjd_obs) AS gti_mjd_obs"
+        "SELECT DISTINCT o.obsid, o.gti_mjd_obs"
         f" FROM {tables.q('observation_source')} o{clause}"
-        " GROUP BY o.obsid ORDER BY o.obsid"
+        " ORDER BY o.obsid, o.gti_mjd_obs"
     )
+
+
+def passing_obsids_query(n: int = 1, tables: CscTables = DEFAULT_TABLES,
+                         cuts: Cuts = DEFAULT_CUTS) -> str:
+    """ObsIDs of ``n`` detections that pass ``cuts`` (to probe a live service)."""
+    where = " AND ".join(f"({w})" for w in cuts.where()) or "1 = 1"
+    return (f"SELECT TOP {int(n)} o.obsid FROM {tables.q('observation_source')} o"
+            f" WHERE {where}")

@@ -3,6 +3,10 @@
 ``with FakeServices(sample) as fs:`` starts a ``ThreadingHTTPServer`` on 127.0.0.1 (free port)
 in a thread. ``fs.tap_url`` answers the pyvo sync queries ``ingest.csc_tap`` sends (parsed by
 regex, filtered honestly by ObsID list, cuts and date; OVERFLOW past MAXREC or ``row_limit``);
+like the real service it answers a TAP error for a column it does not have: any name outside
+``db.csc_columns.DOCUMENTED_TAP_COLUMNS`` (the documented CSC 2.1 names cscat relies on).
+``fs.fail(mode=...)`` injects service faults: HTTP errors, hangs, truncated, malformed or
+schema-drifted VOTables, OVERFLOW on every answer, a dropped connection;
 ``fs.xmatch_url`` answers astroquery's ``XMatch.query(cat1=<table>, cat2='simbad', ...)`` with
 every SIMBAD object within ``distMaxArcsec``. ``fs.log`` records (path, params) of requests.
 """
@@ -23,7 +27,8 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import pandas as pd
 
-from db.csc_columns import TAP_ALIASES
+from db.csc_columns import DOCUMENTED_TAP_COLUMNS, TAP_ALIASES
+from ingest.adql import referenced_columns
 from ingest.dates import until_mjd
 from ingest.sample import Sample
 from ingest.sky import crossmatch
@@ -34,8 +39,10 @@ XMATCH_PATH = "/xmatch/api/v1/sync"
 NEWLINE = b"\n"
 
 _OBS_RE = re.compile(
-    r"^SELECT o\.obsid, MIN\(o\.gti_mjd_obs\) AS gti_mjd_obs FROM (\w+)\.observation_source o"
-    r"(?: WHERE (.+?))? GROUP BY o\.obsid ORDER BY o\.obsid$", re.S)
+    r"^SELECT DISTINCT o\.obsid, o\.gti_mjd_obs FROM (\w+)\.observation_source o"
+    r"(?: WHERE (.+?))? ORDER BY o\.obsid, o\.gti_mjd_obs$", re.S)
+_PROBE_RE = re.compile(
+    r"^SELECT TOP (\d+) o\.obsid FROM (\w+)\.observation_source o WHERE (.+)$", re.S)
 _DET_RE = re.compile(
     r"^SELECT DISTINCT (.+?) FROM (\w+)\.master_source m, \2\.master_stack_assoc a, "
     r"\2\.observation_source o, \2\.stack_observation_assoc b, \2\.stack_source s "
@@ -57,15 +64,27 @@ class QueryError(ValueError):
     """A query the fake does not understand (answered as a TAP error)."""
 
 
+#: Fault modes of ``FakeServices.fail``.
+FAULT_MODES = ("status", "truncate", "malformed", "drift", "overflow", "error", "close")
+
+
 @dataclass
 class Failure:
-    """Fail requests to paths under ``prefix`` after ``after`` good ones, ``times`` times."""
+    """Fail requests to paths under ``prefix`` after ``after`` good ones, ``times`` times.
+
+    ``mode``: ``status`` (answer HTTP ``status`` with a TAP error document), ``truncate``
+    (the real answer cut in half), ``malformed`` (not XML), ``drift`` (the real answer with
+    its last column dropped and ``obsid`` renamed, as after a schema change), ``overflow``
+    (QUERY_STATUS OVERFLOW with half the rows), ``error`` (HTTP 200 with QUERY_STATUS ERROR),
+    ``close`` (the connection dropped without an answer). ``hang`` seconds first.
+    """
 
     after: int = 0
     status: int = 503
     times: int | None = None
     hang: float = 0.0
     prefix: str = "/"
+    mode: str = "status"
     seen: int = 0
     failed: int = 0
 
@@ -118,9 +137,12 @@ class FakeServices:
         self.simbad_epoch = epoch
 
     def fail(self, after: int = 0, *, status: int = 503, times: int | None = None,
-             hang: float = 0.0, prefix: str = "/") -> Failure:
+             hang: float = 0.0, prefix: str = "/", mode: str = "status") -> Failure:
         """After ``after`` more requests under ``prefix``, fail ``times`` (None: all) of them."""
-        f = Failure(after=after, status=status, times=times, hang=hang, prefix=prefix)
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {mode!r}: expected one of {FAULT_MODES}")
+        f = Failure(after=after, status=status, times=times, hang=hang, prefix=prefix,
+                    mode=mode)
         self.failures.append(f)
         return f
 
@@ -174,10 +196,15 @@ class FakeServices:
     def tap_query(self, query: str, maxrec: int | None) -> tuple[pd.DataFrame, bool]:
         """(rows, overflowed) of one ADQL query of the shapes ingest.adql produces."""
         query = " ".join(query.split())
+        for table, column in sorted(referenced_columns(query)):
+            if column not in DOCUMENTED_TAP_COLUMNS.get(table, ()):
+                raise QueryError(f"Column '{column}' does not exist in table '{table}'")
         if m := _OBS_RE.match(query):
             df = self._observations(m)
         elif m := _DET_RE.match(query):
             df = self._detections(m)
+        elif m := _PROBE_RE.match(query):
+            df = self._probe(m)
         else:
             raise QueryError(f"unsupported query: {query[:200]}")
         limits = [x for x in (maxrec, self.row_limit) if x is not None]
@@ -201,7 +228,25 @@ class FakeServices:
             else:
                 raise QueryError(f"unsupported condition {cond!r}")
         df = pd.DataFrame({"obsid": self._obsid[keep], "gti_mjd_obs": self._mjd[keep]})
-        return df.groupby("obsid", as_index=False)["gti_mjd_obs"].min()
+        return df.drop_duplicates().sort_values(["obsid", "gti_mjd_obs"], ignore_index=True)
+
+    def _probe(self, m: re.Match) -> pd.DataFrame:
+        self._check_schema(m.group(2))
+        keep = self._published() & self._cuts(m.group(3).split(" AND "))
+        return pd.DataFrame({"obsid": self._obsid[keep][:int(m.group(1))]})
+
+    def _cuts(self, conds: list[str]) -> np.ndarray:
+        keep = np.ones(len(self._det), bool)
+        for cond in conds:
+            if c := _COND_RE["min_sig"].match(cond):
+                keep &= self._det["flux_significance_b"].to_numpy() > float(c.group(1))
+            elif _COND_RE["gamma"].match(cond):
+                keep &= self._det["powlaw_gamma"].notna().to_numpy()
+            elif _COND_RE["kt"].match(cond):
+                keep &= self._det["bb_kt"].notna().to_numpy()
+            else:
+                raise QueryError(f"unsupported condition {cond!r}")
+        return keep
 
     def _detections(self, m: re.Match) -> pd.DataFrame:
         self._check_schema(m.group(2))
@@ -218,14 +263,8 @@ class FakeServices:
                 ids = np.array([int(x) for x in c.group(1).split(",")])
                 keep &= np.isin(self._obsid, ids)
                 seen_obsids = True
-            elif c := _COND_RE["min_sig"].match(cond):
-                keep &= self._det["flux_significance_b"].to_numpy() > float(c.group(1))
-            elif _COND_RE["gamma"].match(cond):
-                keep &= self._det["powlaw_gamma"].notna().to_numpy()
-            elif _COND_RE["kt"].match(cond):
-                keep &= self._det["bb_kt"].notna().to_numpy()
             else:
-                raise QueryError(f"unsupported condition {cond!r}")
+                keep &= self._cuts([cond])
         if not seen_obsids:
             raise QueryError("detections query without an ObsID list")
         inverse = {v: k for k, v in TAP_ALIASES.items()}
@@ -235,7 +274,7 @@ class FakeServices:
             if not it:
                 raise QueryError(f"unsupported select item {item!r}")
             prefix, col, alias = it.groups()
-            stored = inverse.get(col, col) if prefix == "o" else col
+            stored = inverse.get(col, col) if prefix in "oa" else col
             if stored not in self._det.columns:
                 raise QueryError(f"unknown column {prefix}.{col}")
             cols.append(stored)
@@ -313,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _inject_failure(self, path: str) -> bool:
+    def _due_failure(self, path: str) -> Failure | None:
         for f in self.fake.failures:
             if not path.startswith(f.prefix):
                 continue
@@ -323,11 +362,33 @@ class _Handler(BaseHTTPRequestHandler):
                 if due:
                     f.failed += 1
             if due:
-                if f.hang:
-                    time.sleep(f.hang)
-                self._send(f.status, error_votable(f"injected failure {f.status}"))
-                return True
-        return False
+                return f
+        return None
+
+    def _fail(self, f: Failure, answer) -> None:
+        """Answer request with fault ``f``; ``answer()`` computes the real (status, body)."""
+        if f.hang:
+            time.sleep(f.hang)
+        if f.mode == "status":
+            self._send(f.status, error_votable(f"injected failure {f.status}"))
+        elif f.mode == "malformed":
+            self._send(200, b"<html><body>Proxy Error: upstream timed out</body></html>")
+        elif f.mode == "overflow":
+            _, _, df = answer()
+            self._send(200, votable_binary2(df.iloc[:len(df) // 2], "OVERFLOW"))
+        elif f.mode == "error":
+            self._send(200, error_votable("injected: query execution failed"))
+        elif f.mode == "close":
+            self.close_connection = True
+            self.wfile.flush()
+            self.connection.shutdown(2)
+        else:
+            status, body, df = answer()
+            if f.mode == "truncate":
+                self._send(status, body[:len(body) // 2])
+            else:  # drift
+                df = df.iloc[:, :-1].rename(columns={"obsid": "obs_id"})
+                self._send(status, votable_binary2(df))
 
     def do_GET(self):  # noqa: N802
         self._dispatch()
@@ -341,42 +402,48 @@ class _Handler(BaseHTTPRequestHandler):
         logged.update({k: f"<{v.count(NEWLINE) - 1} rows>" for k, v in files.items()})
         with self.fake._lock:
             self.fake.log.append((path, logged))
-        if self._inject_failure(path):
-            return
+        failure = self._due_failure(path)
         try:
-            if path == TAP_PREFIX + "/sync":
-                self._tap_sync(params)
-            elif path in (TAP_PREFIX + "/availability",):
-                self._send(200, b'<?xml version="1.0"?><availability xmlns='
-                                b'"http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
-                                b"<available>true</available></availability>", "text/xml")
-            elif path == TAP_PREFIX + "/capabilities":
-                self._send(200, _CAPABILITIES.replace(
-                    b"{URL}", (self.fake.tap_url).encode()), "text/xml")
-            elif path == XMATCH_PATH + "/tables":
-                self._send(200, b"simbad\n", "text/plain")
-            elif path == XMATCH_PATH:
-                self._xmatch(params, files)
-            else:
-                self._send(404, b"not found", "text/plain")
+            if failure is not None:
+                self._fail(failure, lambda: self._answer(path, params, files))
+                return
+            status, body, ctype = self._answer(path, params, files, raw=False)
+            self._send(status, body, ctype)
         except QueryError as exc:
             self._send(400, error_votable(str(exc)))
 
-    def _tap_sync(self, params: dict) -> None:
+    def _answer(self, path: str, params: dict, files: dict[str, bytes], raw: bool = True):
+        """(status, body, frame) when ``raw``, else (status, body, content type)."""
+        if path == TAP_PREFIX + "/sync":
+            df, status = self._tap_sync(params)
+            body, ctype = votable_binary2(df, status), "application/x-votable+xml"
+        elif path == XMATCH_PATH:
+            df = self.fake.xmatch(params, files)
+            if str(params.get("RESPONSEFORMAT", "votable")).lower() == "csv":
+                body, ctype = df.to_csv(index=False).encode(), "text/csv"
+            else:
+                body, ctype = votable_binary2(df), "application/x-votable+xml"
+        elif raw:
+            raise QueryError(f"no fault injection for {path}")
+        elif path == TAP_PREFIX + "/availability":
+            return (200, b'<?xml version="1.0"?><availability xmlns='
+                         b'"http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
+                         b"<available>true</available></availability>", "text/xml")
+        elif path == TAP_PREFIX + "/capabilities":
+            return 200, _CAPABILITIES.replace(b"{URL}", self.fake.tap_url.encode()), "text/xml"
+        elif path == XMATCH_PATH + "/tables":
+            return 200, b"simbad\n", "text/plain"
+        else:
+            return 404, b"not found", "text/plain"
+        return (200, body, df) if raw else (200, body, ctype)
+
+    def _tap_sync(self, params: dict) -> tuple[pd.DataFrame, str]:
         p = {k.upper(): v for k, v in params.items()}
         if p.get("REQUEST", "doQuery") != "doQuery" or p.get("LANG", "ADQL").upper() != "ADQL":
             raise QueryError("only REQUEST=doQuery, LANG=ADQL")
         maxrec = int(p["MAXREC"]) if p.get("MAXREC") else None
         df, overflow = self.fake.tap_query(p.get("QUERY", ""), maxrec)
-        status = "OVERFLOW" if overflow else "OK"
-        self._send(200, votable_binary2(df, status))
-
-    def _xmatch(self, params: dict, files: dict[str, bytes]) -> None:
-        df = self.fake.xmatch(params, files)
-        if str(params.get("RESPONSEFORMAT", "votable")).lower() == "csv":
-            self._send(200, df.to_csv(index=False).encode(), "text/csv")
-        else:
-            self._send(200, votable_binary2(df))
+        return df, "OVERFLOW" if overflow else "OK"
 
 
 _CAPABILITIES = b"""<?xml version="1.0" encoding="UTF-8"?>

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from db.csc_columns import TAP_ALIASES
-from ingest.columns import STORED, conform
+from ingest.columns import PARSED, STORED
 from ingest.errors import IngestError
 from ingest.simbad import nearest
 
+log = logging.getLogger(__name__)
 REQUIRED = [c.name for c in STORED if c.required]
+PARSED_NAMES = [c.name for c in PARSED]
 _SUFFIXES = {".vot": "votable", ".votable": "votable", ".xml": "votable", ".fits": "fits",
              ".fit": "fits", ".fts": "fits", ".csv": "csv", ".parquet": "parquet",
              ".pq": "parquet"}
@@ -36,55 +41,153 @@ def _format(path: Path) -> str:
     return fmt
 
 
-def _load(path: Path) -> pd.DataFrame:
-    """Any supported file as a DataFrame with lower-case column names."""
+def _header(path: Path, fmt: str) -> list[str] | None:
+    """The column names exactly as the file has them (readers rename duplicates)."""
+    if fmt == "csv":
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            return next(csv.reader(f), [])
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return None
+
+
+def _fields_per_row(raw: bytes) -> np.ndarray:
+    """Number of fields of each non-blank line of a CSV (vectorized when nothing is quoted)."""
+    if b'"' in raw:
+        text = raw.decode("utf-8", "replace").splitlines(keepends=True)
+        return np.array([len(r) for r in csv.reader(text) if r], dtype=np.int64)
+    arr = np.frombuffer(raw, np.uint8)
+    nl = np.flatnonzero(arr == ord("\n"))
+    ends = nl if raw.endswith(b"\n") else np.append(nl, len(arr))
+    starts = np.concatenate([[0], nl + 1])[:len(ends)]
+    commas = np.concatenate([[0], np.cumsum(arr == ord(","))])
+    fields = commas[ends] - commas[starts] + 1
+    cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == ord("\r"))
+    return fields[(ends - starts - cr) > 0]
+
+
+def _short_rows(path: Path, df: pd.DataFrame) -> dict[int, str]:
+    """Rows of a CSV that cannot be trusted: fewer fields than the header (the reader fills
+    the missing cells silently), or a last line without its newline (the file may have been
+    cut inside it). 0-based row -> reason."""
+    out: dict[int, str] = {}
+    raw = path.read_bytes()
+    fields = _fields_per_row(raw)
+    ncol = len(df.columns)
+    if len(fields) == len(df) + 1:  # header + rows, as the reader saw them
+        for i in map(int, np.flatnonzero(fields[1:] < ncol)):
+            out[i] = f"row has {fields[i + 1]} fields, the header {ncol}"
+    if len(df) and not raw.endswith((b"\n", b"\r")):
+        out[len(df) - 1] = ("the file does not end with a newline: its last row may be "
+                            "truncated")
+    return out
+
+
+def _check_unique(path: Path, names: list[str]) -> None:
+    lower = pd.Series([str(c).strip().lower() for c in names])
+    dup = lower[lower.duplicated(keep=False)]
+    if not dup.empty:
+        shown = ", ".join(f"{c!r}" for c, lc in zip(names, lower, strict=True) if lc in set(dup))
+        raise IngestError(f"{path}: duplicate column names {shown}: each column must be "
+                          "named once (names are compared ignoring case)")
+
+
+def _load(path: Path, *, as_text: bool = False) -> pd.DataFrame:
+    """Any supported file as a DataFrame with lower-case column names.
+
+    ``as_text``: CSV cells are read as text (parsed later, once, by ``ingest.columns``).
+    Duplicate column names are an error naming them.
+    """
     fmt = _format(path)
     if not path.exists():
         raise IngestError(f"{path}: no such file")
     try:
+        header = _header(path, fmt)
+        if header is not None:
+            _check_unique(path, header)
+        problems: dict[int, str] = {}
         if fmt == "csv":
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, dtype=str if as_text else None, encoding_errors="replace",
+                             keep_default_na=not as_text)
+            if as_text:
+                problems = _short_rows(path, df)
         elif fmt == "parquet":
             df = pd.read_parquet(path)
+        elif fmt == "votable":
+            from astropy.io.votable import parse
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                votable = parse(str(path))
+                first = votable.get_first_table()
+                _check_unique(path, [f.name for f in first.fields])
+                df = first.to_table(use_names_over_ids=True).to_pandas()
         else:
             from astropy.table import Table
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                kw = {"use_names_over_ids": True} if fmt == "votable" else {}
-                table = Table.read(path, format=fmt, **kw)
+                table = Table.read(path, format=fmt)
+            _check_unique(path, table.colnames)
             df = table.to_pandas()
     except IngestError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is a malformed file
-        raise IngestError(f"{path}: not a readable {fmt} table: {exc}") from exc
+        text = " ".join(str(exc).split())[:300]
+        raise IngestError(f"{path}: not a readable {fmt} table: {text}") from exc
     df.columns = [str(c).strip().lower() for c in df.columns]
+    _check_unique(path, list(df.columns))
+    df.attrs["row_problems"] = problems
     for c in df.columns:
         if df[c].dtype == object and len(df) and isinstance(df[c].iloc[0], bytes):
-            df[c] = df[c].str.decode("utf-8")
+            df[c] = df[c].map(lambda v: v.decode("utf-8", "replace")
+                              if isinstance(v, bytes) else v)
     return df
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSC detections file (service names) as a frame of cscat's stored columns.
+def _to_stored_names(path: Path, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Rename CSC export names (``flux_aper_lolim_b``, ``likelihood_b``) to stored ones;
+    returns the frame of known columns and the names of the columns it ignores."""
+    ignored: list[str] = []
+    renames = {}
+    for stored, export in TAP_ALIASES.items():
+        if export in df.columns:
+            renames[export] = stored
+            if stored in df.columns:  # e.g. a master-level ``likelihood`` beside likelihood_b
+                ignored.append(f"{stored} (superseded by {export})")
+    df = df.drop(columns=[s for s, e in TAP_ALIASES.items()
+                          if e in df.columns and s in df.columns]).rename(columns=renames)
+    known = set(PARSED_NAMES)
+    ignored += [c for c in df.columns if c not in known]
+    if ignored:
+        log.warning("%s: ignoring %d column(s) cscat does not store: %s", path, len(ignored),
+                    ", ".join(ignored))
+    return df[[c for c in df.columns if c in known]], ignored
 
-    ``ra``/``dec`` are the master-source position (as the CSC services deliver them); a
-    detection position is read from ``det_ra``/``det_dec`` when present. Missing optional
-    columns are NA; values are not range-checked here (see ``ingest.validate``).
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSC detections file (service or stored names) as a frame of cscat's column names.
+
+    Values are left as read (a CSV's as text): ``ingest.validate`` parses them once and
+    rejects the rows it cannot parse, with reasons. ``ra``/``dec`` are the master-source
+    position (as the CSC services deliver them); ``det_ra``/``det_dec`` a detection position.
+    CSC's export names (``flux_aper_lolim_b``, ``likelihood_b``, ...) map to the stored ones;
+    derived features (``var_ratio_*``, ``var_newq_b``) are kept for rows whose raw inputs are
+    absent. The columns it ignores are listed in ``attrs["ignored_columns"]`` (and logged).
     """
     path = Path(path)
-    df = _load(path)
-    for stored in TAP_ALIASES:
-        if stored not in df.columns and f"o.{TAP_ALIASES[stored]}" in df.columns:
-            df[stored] = df.pop(f"o.{TAP_ALIASES[stored]}")
+    loaded = _load(path, as_text=True)
+    problems = loaded.attrs.get("row_problems", {})
+    df, ignored = _to_stored_names(path, loaded)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise IngestError(f"{path}: missing required column(s) {', '.join(missing)}; "
                           f"found {', '.join(df.columns[:12])}")
-    try:
-        return conform(df)
-    except ValueError as exc:
-        raise IngestError(f"{path}: {exc}") from exc
+    df.attrs["ignored_columns"] = ignored
+    df.attrs["row_problems"] = problems
+    return df
 
 
 def read_simbad_table(path: str | Path) -> pd.DataFrame:

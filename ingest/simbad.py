@@ -15,7 +15,7 @@ from astroquery.xmatch import XMatchClass
 from ingest.errors import IngestError
 
 log = logging.getLogger(__name__)
-XMATCH_URL = "http://cdsxmatch.u-strasbg.fr/xmatch/api/v1/sync"
+XMATCH_URL = "https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync"
 SIMBAD_COLUMNS = ["name", "main_id", "otype", "separation_arcsec"]
 
 
@@ -51,6 +51,14 @@ class SimbadXMatch:
         self._sleep = sleep
         self._xm = _XMatch(url, timeout)
 
+    @classmethod
+    def from_settings(cls, settings, **kw) -> SimbadXMatch:
+        """A client configured by ``db.settings.Settings`` (URL, radius, timeout, attempts)."""
+        opts = {"url": settings.xmatch_url} if settings.xmatch_url else {}
+        return cls(**opts, radius_arcsec=settings.simbad_radius_arcsec,
+                   timeout=settings.xmatch_timeout_s, retries=settings.xmatch_attempts - 1,
+                   **kw)
+
     def _query(self, batch: pd.DataFrame, what: str) -> pd.DataFrame:
         table = Table({"cscat_name": batch["name"].astype(str).to_numpy(),
                        "cscat_ra": batch["ra"].to_numpy(float),
@@ -59,6 +67,8 @@ class SimbadXMatch:
         for attempt in range(self.retries + 1):
             if attempt:
                 self._sleep(self.backoff * 2 ** (attempt - 1))
+            log.info("asking X-Match %s for SIMBAD matches of %s (timeout %g s, attempt %d "
+                     "of %d)", self.url, what, self._xm.TIMEOUT, attempt + 1, self.retries + 1)
             try:
                 res = self._xm.query(cat1=table, cat2="simbad",
                                      max_distance=self.radius * u.arcsec,

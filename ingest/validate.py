@@ -7,7 +7,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from db.csc_columns import DETECTION_KEY
-from ingest.columns import STORED, conform
+from ingest.columns import PARSED, parse, printable
 from ingest.sky import NAME_PATTERN
 
 REJECT_COLUMNS = ["row", "name", "obsid", "obi", "region_id", "reason", "message"]
@@ -19,10 +19,6 @@ class Validation(NamedTuple):
     good: pd.DataFrame
     rejected: pd.DataFrame
     duplicates: int
-
-
-def _text(s: pd.Series) -> pd.Series:
-    return s.astype("string").fillna("?")
 
 
 def _fmt(x: float) -> str:
@@ -43,68 +39,71 @@ def _add(reasons: pd.Series, bad: pd.Series, msg) -> None:
         reasons[bad] = reasons[bad] + "; " + part
 
 
-def _reasons(df: pd.DataFrame) -> pd.Series:
-    reasons = pd.Series("", index=df.index, dtype="string")
-    for col in STORED:
-        if col.name not in df.columns:
-            if col.required:
-                _add(reasons, pd.Series(True, index=df.index), f"{col.name} missing")
-            continue
-        raw = df[col.name]
-        # A numeric column's values are never blank text nor unparsable: skip the text checks.
-        numeric = pd.api.types.is_numeric_dtype(raw.dtype)
+def _reasons(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """(parsed frame, per-row reasons): values parsed once, then checked against the rules."""
+    parsed = parse(df)
+    frame = parsed.frame
+    reasons = parsed.reasons()
+    for col in PARSED:
+        vals = frame[col.name]
         if col.required:
-            empty = raw.isna() if numeric else (
-                raw.isna() | (raw.astype("string").str.strip() == ""))
-            _add(reasons, empty, f"{col.name} missing")
-        if col.sql_type in ("int", "bigint", "double"):
-            num = pd.to_numeric(raw, errors="coerce")
-            if not numeric:
-                unparsable = (num.isna() & raw.notna()
-                              & (raw.astype("string").str.strip() != ""))
-                _add(reasons, unparsable,
-                     lambda n=col.name, r=raw: n + "=" + r.astype(str) + " is not a number")
-            if col.sql_type != "double":
-                frac = num.notna() & (num != num.round())
-                _add(reasons, frac,
-                     lambda n=col.name, v=num: n + "=" + v.astype(str) + " is not an integer")
-            if col.valid is not None:
-                lo, hi = col.valid
-                out = pd.Series(False, index=df.index)
-                if lo is not None:
-                    out |= num < lo
-                if hi is not None:
-                    out |= num > hi
-                if out.any():
-                    txt = num[out].map(_fmt)
-                    _add(reasons, out, col.name + "=" + txt
-                         + f" outside [{_bound(lo)}, {_bound(hi)}]")
-    if "name" in df.columns:
-        name = df["name"].astype("string")
-        bad = name.notna() & ~name.str.fullmatch(NAME_PATTERN).fillna(False)
-        _add(reasons, bad, lambda: "name " + name.astype(str) + " is not 2CXO Jhhmmss.s±ddmmss")
-    return reasons.str.removeprefix("; ")
+            unparsed = pd.Series(False, index=df.index)
+            if col.name in parsed.problems:
+                unparsed[parsed.problems[col.name].index] = True
+            _add(reasons, vals.isna() & ~unparsed, f"{col.name} missing")
+        if col.name not in parsed.given:
+            continue
+        if col.valid is not None:
+            lo, hi = col.valid
+            num = vals.astype("float64")
+            out = pd.Series(False, index=df.index)
+            if lo is not None:
+                out |= num < lo
+            if hi is not None:
+                out |= num > hi
+            if out.any():
+                txt = num[out].map(_fmt)
+                _add(reasons, out, col.name + "=" + txt
+                     + f" outside [{_bound(lo)}, {_bound(hi)}]")
+        if col.choices is not None:
+            other = vals.notna() & ~vals.isin(col.choices).fillna(False)
+            _add(reasons, other, lambda n=col.name, v=vals, c=col.choices:
+                 n + " " + printable(v, quote=True) + " is not one of " + ", ".join(c))
+    name = frame["name"]
+    bad = name.notna() & ~name.str.fullmatch(NAME_PATTERN).fillna(False)
+    _add(reasons, bad,
+         lambda: "name " + printable(name, quote=True) + " is not 2CXO Jhhmmss.s±ddmmss")
+    return frame, reasons.str.removeprefix("; ")
 
 
 def validate_detections(df: pd.DataFrame) -> Validation:
-    """Split rows into storable ones (conformed, duplicates collapsed) and rejected ones.
+    """Split rows into storable ones (parsed, duplicates collapsed) and rejected ones.
 
-    Rejected rows keep their 1-based input row number, natural key and a reason such as
+    Values are parsed once (``ingest.columns.parse``). ``good`` keeps the input's 0-based row
+    positions as its index. Rejected rows keep their 1-based input row number, natural key
+    (printable) and a reason such as
     ``row 17 (2CXO J004307.5-092302, obsid 4884): hard_hm=1.7 outside [-1, 1]``.
     """
+    row_problems = dict(df.attrs.get("row_problems") or {})  # set by ingest.files.read_table
     df = df.reset_index(drop=True)
-    reasons = _reasons(df)
+    frame, reasons = _reasons(df)
+    if row_problems:
+        at = pd.Series(row_problems, dtype="string")
+        at = at[at.index.isin(reasons.index)]
+        reasons[at.index] = (at + "; " + reasons[at.index]).str.removesuffix("; ")
     bad = reasons != ""
     row = pd.Series(df.index + 1, index=df.index)
-    key = {c: df[c] if c in df.columns else pd.Series(pd.NA, index=df.index)
-           for c in ("name", *DETECTION_KEY)}
-    rejected = pd.DataFrame({"row": row, **key, "reason": reasons})[bad]
+    shown = {c: printable(df[c]) if c in df.columns else pd.Series("?", index=df.index)
+             for c in ("name", "obsid")}
+    key = {c: frame[c] for c in DETECTION_KEY}
+    rejected = pd.DataFrame({"row": row, "name": shown["name"], **key,
+                             "reason": reasons})[bad]
     rejected["message"] = ("row " + rejected["row"].astype("string") + " ("
-                           + _text(rejected["name"]) + ", obsid "
-                           + _text(rejected["obsid"]) + "): " + rejected["reason"])
-    good = conform(df[~bad])
+                           + rejected["name"] + ", obsid "
+                           + shown["obsid"][bad] + "): " + rejected["reason"])
+    good = frame[~bad]
     dup = good.duplicated(["name", *DETECTION_KEY], keep="first")
-    good = good[~dup].reset_index(drop=True)
+    good = good[~dup]
     return Validation(good, rejected[REJECT_COLUMNS].reset_index(drop=True), int(dup.sum()))
 
 
@@ -116,7 +115,7 @@ def validate_simbad(df: pd.DataFrame, radius_arcsec: float = 1.0) -> Validation:
         pd.NA, index=df.index, dtype="string")
     _add(reasons, name.isna(), "name missing")
     _add(reasons, name.notna() & ~name.str.fullmatch(NAME_PATTERN).fillna(False),
-         "name " + name.astype(str) + " is not 2CXO Jhhmmss.s±ddmmss")
+         lambda: "name " + printable(name, quote=True) + " is not 2CXO Jhhmmss.s±ddmmss")
     main_id = df["main_id"].astype("string").str.strip().replace("", pd.NA)
     otype = df["otype"].astype("string").str.strip().replace("", pd.NA)
     sep = pd.to_numeric(df["separation_arcsec"], errors="coerce")
@@ -125,9 +124,10 @@ def validate_simbad(df: pd.DataFrame, radius_arcsec: float = 1.0) -> Validation:
          "separation_arcsec=" + sep.astype(str) + f" outside [0, {radius_arcsec:g}]")
     reasons = reasons.str.removeprefix("; ")
     bad = reasons != ""
-    rejected = pd.DataFrame({"row": df.index + 1, "name": name, "reason": reasons})[bad]
+    rejected = pd.DataFrame({"row": df.index + 1, "name": printable(name),
+                             "reason": reasons})[bad]
     rejected["message"] = ("row " + rejected["row"].astype("string") + " ("
-                           + _text(rejected["name"]) + "): " + rejected["reason"])
+                           + rejected["name"] + "): " + rejected["reason"])
     good = pd.DataFrame({"name": name, "main_id": main_id,
                          "otype": otype.where(main_id.notna()),
                          "separation_arcsec": sep.where(main_id.notna())})[~bad]

@@ -2,7 +2,9 @@
 
 Each CSC chunk commits atomically together with the record of the ObsIDs it covered, so an
 interrupted ingest resumes where it stopped and a rerun adds nothing. A file loads in one
-transaction: all of its valid rows or, if it is malformed, nothing.
+transaction: all of its valid rows or, if it is malformed, nothing. Every ingest writer holds
+the ingest lock (``db.ingest_store.ingest_lock``): a second one waits for the first (or, with
+``wait=False``, is refused with a message), and decides what to fetch only once it holds it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from sqlalchemy import Connection, Engine
 
 from classifier import derive_features
 from db import ingest_store
+from db.csc_columns import DERIVED_COLUMNS
 from db.load import LoadCounts, load_detections
 from ingest.errors import IngestError
-from ingest.validate import validate_detections, validate_simbad
+from ingest.validate import REJECT_COLUMNS, validate_detections, validate_simbad
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -56,6 +59,7 @@ class IngestSummary:
     rejected_reasons: dict[str, int] = field(default_factory=dict)
     simbad: dict[str, int] = field(default_factory=dict)
     message: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,8 +78,12 @@ def _reason_kinds(rejected: pd.DataFrame) -> dict[str, int]:
     if rejected.empty:
         return {}
     parts = rejected["reason"].astype(str).str.split("; ").explode()
-    kinds = parts.str.replace(r"=\S+", "", regex=True).str.replace(
-        r"^name .* is not", "name is not", regex=True)
+    kinds = (parts.str.replace(r"='(?:[^'\\]|\\.)*'|=\S+", "", regex=True)
+             .str.replace(r"^(name|likelihood_class|match_type) .* (is not|contains)",
+                          r"\1 \2", regex=True)
+             .str.replace(r"^source .* (is stored at|is at \(its first row in this input\)) .*",
+                          r"source \1 another position", regex=True)
+             .str.replace(r" range \[-?\d+, \d+\]$", " range", regex=True))
     return {str(k): int(v) for k, v in kinds.value_counts().items()}
 
 
@@ -89,19 +97,45 @@ def _rejected_rows(rejected: pd.DataFrame, first_row: int) -> pd.DataFrame:
                          "reason": rejected["message"], "payload": None})
 
 
+def with_derived(good: pd.DataFrame) -> pd.DataFrame:
+    """Derived features computed from the raw columns; where a row's raw inputs are absent,
+    the derived value the input gave (e.g. a file with ``var_ratio_b`` but no
+    ``var_sigma_b``/``var_mean_b``) is kept."""
+    out = derive_features(good)
+    for col in DERIVED_COLUMNS:
+        if col.name in good.columns:
+            out[col.name] = out[col.name].where(out[col.name].notna(), good[col.name])
+    return out
+
+
+def _conflict_rows(good: pd.DataFrame, conflicts: pd.DataFrame) -> pd.DataFrame:
+    """Load conflicts (index: 0-based input rows of ``good``) as validation's rejections."""
+    rows = good.loc[conflicts.index]
+    out = pd.DataFrame({"row": conflicts.index + 1, "name": rows["name"].astype("string"),
+                        "obsid": rows["obsid"], "obi": rows["obi"],
+                        "region_id": rows["region_id"], "reason": conflicts["reason"]})
+    out["message"] = ("row " + out["row"].astype("string") + " (" + out["name"] + ", obsid "
+                      + out["obsid"].astype("string").fillna("?") + "): " + out["reason"])
+    return out[REJECT_COLUMNS].reset_index(drop=True)
+
+
 def _load_valid(conn: Connection, frame: pd.DataFrame, run_id: int, summary: IngestSummary,
                 first_row: int = 0) -> None:
-    """Validate, derive features, load; rejected rows are kept with their reasons."""
+    """Validate (values parsed once), derive features, load; rejected rows are kept with
+    their reasons, the rest loads."""
     checked = validate_detections(frame)
-    counts = load_detections(conn, derive_features(checked.good), run_id)
-    ingest_store.record_rejected(conn, _rejected_rows(checked.rejected, first_row), run_id)
+    loaded = load_detections(conn, with_derived(checked.good), run_id)
+    rejected = checked.rejected
+    if not loaded.conflicts.empty:
+        rejected = pd.concat([rejected, _conflict_rows(checked.good, loaded.conflicts)],
+                             ignore_index=True).sort_values("row", ignore_index=True)
+    ingest_store.record_rejected(conn, _rejected_rows(rejected, first_row), run_id)
     # Rows collapsed by validation (repeated within the input) are duplicates too.
-    counts = LoadCounts(len(frame) - len(checked.rejected), counts.new_sources,
-                        counts.new_detections)
+    counts = LoadCounts(len(frame) - len(rejected), loaded.new_sources, loaded.new_detections)
     ingest_store.add_counts(conn, run_id, new_detections=counts.new_detections,
                             new_sources=counts.new_sources, duplicates=counts.duplicates,
-                            rejected=len(checked.rejected))
-    summary.add(counts, checked.rejected)
+                            rejected=len(rejected))
+    summary.add(counts, rejected)
 
 
 class _ProgressLog:
@@ -128,9 +162,30 @@ def _finish(engine: Engine, summary: IngestSummary, status: str, message: str | 
     return summary
 
 
+class _Lock:
+    """``with _Lock(engine, what, wait):`` the ingest lock; refusal as IngestError."""
+
+    def __init__(self, engine: Engine, what: str, wait: bool) -> None:
+        self._cm = ingest_store.ingest_lock(engine, what, wait)
+
+    def __enter__(self) -> None:
+        try:
+            self._cm.__enter__()
+        except ingest_store.IngestBusy as exc:
+            raise IngestError(str(exc)) from exc
+
+    def __exit__(self, *exc) -> None:
+        self._cm.__exit__(*exc)
+
+
 def ingest_csc(engine: Engine, source: CscSource, *, until: date | str | None = None,
-               progress: Progress | None = None) -> IngestSummary:
+               progress: Progress | None = None, wait: bool = True) -> IngestSummary:
     """Fetch and load the detections of every ObsID not ingested yet (up to ``until``)."""
+    with _Lock(engine, f"ingest csc from {source.url}", wait):
+        return _ingest_csc(engine, source, until, progress)
+
+
+def _ingest_csc(engine: Engine, source: CscSource, until, progress) -> IngestSummary:
     watermark = {"until": str(until)} if until else None
     run_id = ingest_store.start_run(engine, "csc", source.url, watermark)
     summary = IngestSummary(run_id, "csc", source.url)
@@ -160,18 +215,23 @@ def ingest_csc(engine: Engine, source: CscSource, *, until: date | str | None = 
     return _finish(engine, summary, "completed")
 
 
-def ingest_frame(engine: Engine, frame: pd.DataFrame, *, kind: str, origin: str
-                 ) -> IngestSummary:
-    """Load one table of detections (a file's rows) in a single transaction."""
-    run_id = ingest_store.start_run(engine, kind, origin)
-    summary = IngestSummary(run_id, kind, origin)
-    try:
-        with engine.begin() as conn:
-            _load_valid(conn, frame, run_id, summary)
-    except Exception as exc:
-        _finish(engine, summary, "failed", str(exc))
-        raise
-    return _finish(engine, summary, "completed")
+def ingest_frame(engine: Engine, frame: pd.DataFrame, *, kind: str, origin: str,
+                 wait: bool = True) -> IngestSummary:
+    """Load one table of detections (a file's rows) in a single transaction.
+
+    ``frame.attrs["ignored_columns"]`` (set by ``ingest.files.read_table``) is reported.
+    """
+    with _Lock(engine, f"ingest {kind} {origin}", wait):
+        run_id = ingest_store.start_run(engine, kind, origin)
+        summary = IngestSummary(run_id, kind, origin,
+                                ignored_columns=list(frame.attrs.get("ignored_columns", [])))
+        try:
+            with engine.begin() as conn:
+                _load_valid(conn, frame, run_id, summary)
+        except Exception as exc:
+            _finish(engine, summary, "failed", str(exc))
+            raise
+        return _finish(engine, summary, "completed")
 
 
 def _store_simbad(engine: Engine, matches: pd.DataFrame, run_id: int,
@@ -187,8 +247,14 @@ def _store_simbad(engine: Engine, matches: pd.DataFrame, run_id: int,
 
 
 def ingest_simbad(engine: Engine, source: SimbadSource, *, refresh_days: float | None,
-                  progress: Progress | None = None) -> IngestSummary:
+                  progress: Progress | None = None, wait: bool = True) -> IngestSummary:
     """Crossmatch sources never matched, or matched more than ``refresh_days`` ago."""
+    with _Lock(engine, f"ingest simbad from {source.url}", wait):
+        return _ingest_simbad(engine, source, refresh_days, progress)
+
+
+def _ingest_simbad(engine: Engine, source: SimbadSource, refresh_days, progress
+                   ) -> IngestSummary:
     run_id = ingest_store.start_run(engine, "simbad", source.url,
                                     {"refresh_days": refresh_days})
     summary = IngestSummary(run_id, "simbad", source.url)
@@ -206,16 +272,18 @@ def ingest_simbad(engine: Engine, source: SimbadSource, *, refresh_days: float |
     return _finish(engine, summary, "completed")
 
 
-def ingest_simbad_frame(engine: Engine, frame: pd.DataFrame, origin: str) -> IngestSummary:
+def ingest_simbad_frame(engine: Engine, frame: pd.DataFrame, origin: str, wait: bool = True
+                        ) -> IngestSummary:
     """Store a crossmatch table (e.g. exported from TOPCAT)."""
-    run_id = ingest_store.start_run(engine, "simbad-file", origin)
-    summary = IngestSummary(run_id, "simbad-file", origin)
-    try:
-        _store_simbad(engine, frame, run_id, summary)
-    except Exception as exc:
-        _finish(engine, summary, "failed", str(exc))
-        raise
-    return _finish(engine, summary, "completed")
+    with _Lock(engine, f"ingest simbad-file {origin}", wait):
+        run_id = ingest_store.start_run(engine, "simbad-file", origin)
+        summary = IngestSummary(run_id, "simbad-file", origin)
+        try:
+            _store_simbad(engine, frame, run_id, summary)
+        except Exception as exc:
+            _finish(engine, summary, "failed", str(exc))
+            raise
+        return _finish(engine, summary, "completed")
 
 
 __all__ = ["IngestError", "IngestSummary", "ingest_csc", "ingest_frame", "ingest_simbad",

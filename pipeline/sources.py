@@ -26,7 +26,7 @@ def csc_source(settings: Settings, source: str = "tap"):
     if source == "sample":
         return SampleCsc(sample())
     if source == "tap":
-        return CscTapClient(settings.csc_tap_url, chunk_size=settings.csc_chunk_obsids)
+        return CscTapClient.from_settings(settings)
     raise ValueError(f"unknown data source {source!r}: expected 'tap' or 'sample'")
 
 
@@ -35,6 +35,5 @@ def simbad_source(settings: Settings, source: str = "tap", epoch: int = 1):
     if source == "sample":
         return SampleSimbad(sample(), epoch=epoch)
     if source == "tap":
-        kw = {"url": settings.xmatch_url} if settings.xmatch_url else {}
-        return SimbadXMatch(radius_arcsec=settings.simbad_radius_arcsec, **kw)
+        return SimbadXMatch.from_settings(settings)
     raise ValueError(f"unknown data source {source!r}: expected 'tap' or 'sample'")

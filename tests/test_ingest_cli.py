@@ -197,3 +197,72 @@ def test_round_trip_loads_identical_values(engine, sample, tmp_path, capsys, suf
     assert math.isnan(got.loc[tuple(df.loc[5, KEY]), "powlaw_gamma"])
     assert (got["match_type"] == want["match_type"]).all()
     assert (got["likelihood_class"] == want["likelihood_class"]).all()
+
+
+# -- issue 9 §2/§4/§6: CSC export names, derived columns, one bad value rejects one row ----
+def test_csc_export_names_load_and_ignored_columns_are_reported(engine, sample, tmp_path,
+                                                                capsys):
+    df = sample.detections.iloc[:12].reset_index(drop=True)
+    export = df.rename(columns={"flux_aper_b_lolim": "flux_aper_lolim_b",
+                                "flux_aper_b_hilim": "flux_aper_hilim_b",
+                                "likelihood": "likelihood_b"}).assign(separation=0.2,
+                                                                      src_area_b=4.0)
+    rc, out, err = ingest_file(write_table(export, tmp_path / "export.vot"), capsys)
+    assert rc == 0, err
+    assert "ignored 2 column(s) cscat does not store: separation, src_area_b" in out
+    got = stored(engine).set_index(KEY)
+    want = df.set_index(KEY).loc[got.index]
+    for col in ("flux_aper_b_lolim", "flux_aper_b_hilim", "likelihood"):
+        assert np.array_equal(got[col].to_numpy(float), want[col].to_numpy(float),
+                              equal_nan=True), col
+
+
+def test_derived_columns_are_kept_when_the_raw_ones_are_absent(engine, sample, tmp_path,
+                                                               capsys):
+    df = sample.detections.iloc[:10].reset_index(drop=True)
+    raw = [f"var_{k}_{b}" for k in ("sigma", "mean", "min", "max") for b in "bhms"]
+    given = df.drop(columns=raw).assign(
+        var_ratio_b=np.linspace(0.1, 1.0, 10), var_ratio_h=0.25, var_ratio_s=np.nan,
+        var_newq_b=1.5)
+    rc, out, err = ingest_file(write_table(given, tmp_path / "derived.parquet"), capsys)
+    assert rc == 0, err
+    assert "ignored" not in out
+    got = query(engine, "SELECT var_ratio_b, var_ratio_h, var_ratio_s, var_newq_b, var_mean_b "
+                        "FROM catalog.csc_detection ORDER BY var_ratio_b")
+    assert got["var_ratio_b"].tolist() == given["var_ratio_b"].tolist()
+    assert (got["var_ratio_h"] == 0.25).all() and got["var_ratio_s"].isna().all()
+    assert (got["var_newq_b"] == 1.5).all() and got["var_mean_b"].isna().all()
+
+
+def test_computed_derived_values_win_over_given_ones(engine, sample, tmp_path, capsys):
+    df = sample.detections.iloc[:5].reset_index(drop=True).assign(var_ratio_b=99.0)
+    rc, _, err = ingest_file(write_table(df, tmp_path / "both.csv"), capsys)
+    assert rc == 0, err
+    got = query(engine, "SELECT var_ratio_b, var_sigma_b / var_mean_b AS r "
+                        "FROM catalog.csc_detection")
+    assert np.allclose(got["var_ratio_b"], got["r"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".vot", ".fits", ".parquet"])
+def test_one_unparsable_number_rejects_that_row_only(engine, sample, tmp_path, capsys, suffix):
+    df = sample.detections.iloc[:8].reset_index(drop=True).astype({"theta": str})
+    df.loc[5, "theta"] = "far away"
+    rc, out, err = ingest_file(write_table(df, tmp_path / f"one{suffix}"), capsys)
+    assert rc == 0, err
+    assert "new detections: 7" in out and "rejected: 1" in out
+    assert "rejected      1 × theta is not a number" in out
+    rej = query(engine, "SELECT row_number, reason FROM catalog.rejected_row")
+    assert rej.values.tolist() == [[6, f"row 6 ({df.loc[5, 'name']}, obsid "
+                                       f"{df.loc[5, 'obsid']}): theta='far away' is not a number"]]
+
+
+def test_duplicate_column_names_are_one_error_line(engine, sample, tmp_path, capsys):
+    df = sample.detections.iloc[:3]
+    path = write_table(df, tmp_path / "dup.csv")
+    text_ = path.read_text().splitlines()
+    path.write_text("\n".join([text_[0] + ",Hard_HM"] + [t + ",0.5" for t in text_[1:]]) + "\n")
+    rc, out, err = ingest_file(path, capsys)
+    assert rc == 2 and out == ""
+    assert err.strip() == (f"cscat: error: {path}: duplicate column names 'hard_hm', 'Hard_HM':"
+                           " each column must be named once (names are compared ignoring case)")
+    assert scalar(engine, "SELECT count(*) FROM catalog.ingest_run") == 0
