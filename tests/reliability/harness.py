@@ -150,8 +150,119 @@ def _child(request: dict, sample) -> None:
     os._exit(code)
 
 
+def _without_prefect(sample) -> None:
+    """Make ``cscat``'s flows plain functions (their tasks too) and ``--source sample`` the
+    small sample: Prefect's start-up (a temporary API server, ~10-30 s per process here)
+    is replaced, everything the flows call runs as it does under Prefect."""
+    from flows import catalog
+    from pipeline import sources
+
+    for name in ("ingest_csc_task", "ingest_simbad_task", "needs_refit_task", "refit_task",
+                 "publish_task", "ingest_csc_flow", "ingest_simbad_flow", "refit_flow",
+                 "reclassify_flow", "build_master_flow", "update_catalog_flow"):
+        setattr(catalog, name, getattr(catalog, name).fn)
+    catalog.emit_event = lambda **kw: None
+    sources.sample = lambda *a, **k: sample
+
+
+def _wait_for(path: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _cli_job(job: dict, go: Path) -> None:
+    """A forked ``cscat`` command: output to files, exit code as the console script's."""
+    import traceback
+
+    out = os.open(job["out"] + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    err = os.open(job["out"] + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.environ["CSCAT_DATABASE_URL"] = job["db_url"]
+    from cscat import cli
+    from db import engine as dbe
+
+    dbe.reset()
+    _wait_for(go)
+    try:
+        code = cli.main(job["argv"])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 - what the console script would print
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+def _reader_job(job: dict, go: Path) -> None:
+    """Check each snapshot a reader sees while writers run, until the stop file appears."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(job["db_url"], connect_args={"application_name": CHILD_APP})
+    _wait_for(go)
+    stop = Path(job["stop"])
+    seen: dict[str, int] = {}
+    problems: dict[str, str] = {}
+    n = 0
+    while True:
+        last = stop.exists()
+        with engine.connect() as conn:
+            found = snapshot_problems(conn)
+            v = conn.execute(text("SELECT max(release_id) FROM catalog.release")).scalar_one()
+            conn.rollback()
+        n += 1
+        seen[str(v)] = seen.get(str(v), 0) + 1
+        for p in found:
+            problems.setdefault(p, f"at version {v}, snapshot {n}")
+        if last:
+            break
+    Path(job["out"]).write_text(json.dumps({"snapshots": n, "versions": seen,
+                                            "problems": problems}))
+    os._exit(0)
+
+
+def _run_jobs(request: dict) -> dict:
+    """Fork every job, let them start at once, wait for the writers, then stop the readers."""
+    go = Path(request["go"])
+    pids = {}
+    for k, job in enumerate(request["jobs"]):
+        pid = os.fork()
+        if pid == 0:
+            (_reader_job if job["kind"] == "reader" else _cli_job)(job, go)
+        pids[pid] = k
+    t0 = time.monotonic()
+    go.touch()
+    answers: dict[int, dict] = {}
+    writers = {p for p, k in pids.items() if request["jobs"][k]["kind"] != "reader"}
+    timeout = request.get("timeout_s", 300)
+    while len(answers) < len(pids):
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            answers[pids[pid]] = {
+                "elapsed_s": time.monotonic() - t0,
+                "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}
+            continue
+        if writers <= {p for p in pids if pids[p] in answers}:
+            Path(request["stop"]).touch()
+        if time.monotonic() - t0 > timeout:
+            for p in pids:
+                if pids[p] not in answers:
+                    os.kill(p, signal.SIGKILL)
+        time.sleep(0.01)
+    for k, job in enumerate(request["jobs"]):
+        for ext in ("", ".out", ".err"):
+            f = Path(job["out"] + ext)
+            if f.exists():
+                answers[k][ext.strip(".") or "result"] = f.read_text()
+    return {"jobs": [answers[k] for k in range(len(pids))]}
+
+
 def serve() -> None:
-    """The fork server loop (``python harness.py serve SOURCES SEED``)."""
+    """The fork server loop (``python harness.py serve SOURCES SEED [cli]``)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from sqlalchemy import create_engine  # noqa: F401
 
@@ -160,9 +271,18 @@ def serve() -> None:
     from ingest.sample import generate_sample
 
     sample = generate_sample(int(sys.argv[2]), seed=int(sys.argv[3]))
+    if sys.argv[4:5] == ["cli"]:
+        from flows.runtime import configure_prefect
+
+        configure_prefect()
+        _without_prefect(sample)
+        import cscat.cli  # noqa: F401
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
+        if "jobs" in request:
+            print(json.dumps(_run_jobs(request)), flush=True)
+            continue
         t0 = time.monotonic()
         pid = os.fork()
         if pid == 0:
@@ -192,11 +312,13 @@ def serve() -> None:
 class ForkServer:
     """The test side of the fork server: ``run(db_url, commands, kill=..., kill_after_s=...)``."""
 
-    def __init__(self, work: Path, n_sources: int, seed: int) -> None:
+    def __init__(self, work: Path, n_sources: int, seed: int, cli: bool = False) -> None:
         self.work = work
-        env = {**os.environ, "PYTHONPATH": str(PROJECT), "OPENBLAS_NUM_THREADS": "1"}
+        env = {**os.environ, "PYTHONPATH": str(PROJECT), "OPENBLAS_NUM_THREADS": "1",
+               "CSCAT_DATA_DIR": str(work / "data")}
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "serve", str(n_sources), str(seed)], env=env,
+            [sys.executable, __file__, "serve", str(n_sources), str(seed),
+             *(["cli"] if cli else [])], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT)
         self._n = 0
         first = self.proc.stdout.readline()
@@ -214,6 +336,24 @@ class ForkServer:
         if not line:
             raise RuntimeError("the fork server died")
         return json.loads(line)
+
+    def jobs(self, jobs: list[dict], timeout_s: float = 300) -> list[dict]:
+        """Run ``jobs`` at once: ``{"kind": "cli", "argv": [...], "db_url": ...}`` (output,
+        stderr and exit code come back) or ``{"kind": "reader", "db_url": ...}`` (checks
+        every snapshot until the writers have ended; its findings come back)."""
+        self._n += 1
+        tag = self.work / f"j{self._n}"
+        for k, job in enumerate(jobs):
+            job.setdefault("out", f"{tag}-{k}")
+            job.setdefault("stop", f"{tag}-stop")
+        request = {"jobs": jobs, "go": f"{tag}-go", "stop": f"{tag}-stop",
+                   "timeout_s": timeout_s}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the fork server died")
+        return json.loads(line)["jobs"]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -316,29 +456,10 @@ def check_catalog(engine, version: int | None = None) -> list[str]:
     """
     from sqlalchemy import text
 
-    from db import integrity
     from db.catalog_store import UPDATE_LOCK_KEY
 
-    found: list[str] = []
     with engine.connect() as conn:
-        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        if conn.execute(text("SELECT 1")).scalar_one() != 1:
-            found.append("the server does not answer")
-        for name, sql in RELEASE_CHECKS.items():
-            n = conn.execute(text(sql)).scalar_one()
-            if n:
-                found.append(f"{name} ({n})")
-        v = version if version is not None else conn.execute(
-            text("SELECT max(release_id) FROM catalog.release")).scalar_one()
-        if v is not None:
-            bad_n, bad_mean = conn.execute(text(CONSISTENCY_AT_VERSION), {"v": v}).one()
-            if bad_n:
-                found.append(f"version {v}: {bad_n} sources whose result does not match "
-                             "their detection results (missing or n_detections)")
-            if bad_mean:
-                found.append(f"version {v}: {bad_mean} mean probabilities differ from the "
-                             "mean of the detection results")
-        found += [f"integrity: {k} ({n})" for k, n in integrity.problems(conn).items()]
+        found = snapshot_problems(conn, version)
         conn.rollback()
     with engine.connect() as conn:
         if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
@@ -348,6 +469,42 @@ def check_catalog(engine, version: int | None = None) -> list[str]:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
         conn.commit()
     return found
+
+
+def snapshot_problems(conn, version: int | None = None) -> list[str]:
+    """The read-only part of :func:`check_catalog`, on one REPEATABLE READ snapshot (what a
+    reader sees): call it first in a fresh transaction of ``conn``."""
+    from sqlalchemy import text
+
+    from db import integrity
+
+    found: list[str] = []
+    conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    if conn.execute(text("SELECT 1")).scalar_one() != 1:
+        found.append("the server does not answer")
+    for name, sql in RELEASE_CHECKS.items():
+        n = conn.execute(text(sql)).scalar_one()
+        if n:
+            found.append(f"{name} ({n})")
+    v = version if version is not None else conn.execute(
+        text("SELECT max(release_id) FROM catalog.release")).scalar_one()
+    if v is not None:
+        bad_n, bad_mean = conn.execute(text(CONSISTENCY_AT_VERSION), {"v": v}).one()
+        if bad_n:
+            found.append(f"version {v}: {bad_n} sources whose result does not match "
+                         "their detection results (missing or n_detections)")
+        if bad_mean:
+            found.append(f"version {v}: {bad_mean} mean probabilities differ from the "
+                         "mean of the detection results")
+    found += [f"integrity: {k} ({n})" for k, n in integrity.problems(conn).items()]
+    return found
+
+
+def problem_kind(problem: str) -> str:
+    """A problem without its numbers (to tell a new problem from one already there)."""
+    import re
+
+    return re.sub(r"\d+", "N", problem)
 
 
 def leftovers(engine) -> list[str]:
