@@ -261,6 +261,15 @@ def _run_jobs(request: dict) -> dict:
     return {"jobs": [answers[k] for k in range(len(pids))]}
 
 
+#: Marks the server's answers on its stdout (libraries may print there too).
+MARK = "@@cscat-harness@@ "
+
+
+def _answer(obj: dict) -> None:
+    sys.stdout.write(MARK + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
 def serve() -> None:
     """The fork server loop (``python harness.py serve SOURCES SEED [cli]``)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -277,11 +286,11 @@ def serve() -> None:
         configure_prefect()
         _without_prefect(sample)
         import cscat.cli  # noqa: F401
-    print(json.dumps({"ready": True}), flush=True)
+    _answer({"ready": True})
     for line in sys.stdin:
         request = json.loads(line)
         if "jobs" in request:
-            print(json.dumps(_run_jobs(request)), flush=True)
+            _answer(_run_jobs(request))
             continue
         t0 = time.monotonic()
         pid = os.fork()
@@ -305,7 +314,7 @@ def serve() -> None:
         if result.exists():
             answer.update(json.loads(result.read_text()))
             result.unlink()
-        print(json.dumps(answer), flush=True)
+        _answer(answer)
 
 
 # -- in the test process -------------------------------------------------------------------
@@ -321,9 +330,7 @@ class ForkServer:
              *(["cli"] if cli else [])], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT)
         self._n = 0
-        first = self.proc.stdout.readline()
-        if not first:
-            raise RuntimeError("the fork server did not start")
+        self._read()
 
     def run(self, db_url: str, commands: list[str], kill: dict | None = None,
             kill_after_s: float | None = None) -> dict:
@@ -332,10 +339,17 @@ class ForkServer:
                    "kill_after_s": kill_after_s, "result": str(self.work / f"r{self._n}.json")}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the fork server died")
-        return json.loads(line)
+        return self._read()
+
+    def _read(self) -> dict:
+        """The server's next answer (other lines on its stdout are passed on)."""
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the fork server died")
+            if line.startswith(MARK):
+                return json.loads(line[len(MARK):])
+            sys.stdout.write(line)
 
     def jobs(self, jobs: list[dict], timeout_s: float = 300) -> list[dict]:
         """Run ``jobs`` at once: ``{"kind": "cli", "argv": [...], "db_url": ...}`` (output,
@@ -350,10 +364,7 @@ class ForkServer:
                    "timeout_s": timeout_s}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the fork server died")
-        return json.loads(line)["jobs"]
+        return self._read()["jobs"]
 
     def close(self) -> None:
         if self.proc.poll() is None:

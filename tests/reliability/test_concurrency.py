@@ -42,8 +42,8 @@ DUPLICATES = {
     "observation ingested twice": "SELECT obsid FROM catalog.observation GROUP BY 1 "
                                   "HAVING count(*) > 1",
     "source stored twice": "SELECT name FROM catalog.csc_source GROUP BY 1 HAVING count(*) > 1",
-    "detection stored twice": "SELECT obsid, obi, region_id FROM catalog.csc_detection "
-                              "GROUP BY 1, 2, 3 HAVING count(*) > 1",
+    "detection stored twice": "SELECT source_id, obsid, obi, region_id "
+                              "FROM catalog.csc_detection GROUP BY 1, 2, 3, 4 HAVING count(*) > 1",
     "version written twice": "SELECT release_id FROM catalog.release GROUP BY 1 "
                              "HAVING count(*) > 1",
     "detection classified twice in one version": "SELECT detection_id, valid_from FROM "
