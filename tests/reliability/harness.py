@@ -61,8 +61,11 @@ WRAPPED = {
 
 
 # -- in the child --------------------------------------------------------------------------
-def _install_points(kill: dict | None, counts: dict[str, int]) -> None:
+def _install_points(kill: dict | None, counts: dict[str, int], pause: dict | None = None
+                    ) -> None:
     """Count every point; SIGKILL this process at ``kill['point']``'s ``kill['n']``-th hit.
+    ``pause``: at its point's n-th hit, create the file ``pause['marker']`` and sleep
+    ``pause['sleep_s']`` (the test breaks the database meanwhile).
 
     Points: ``after:<WRAPPED name>``, and ``before:commit`` / ``after:commit`` around every
     DBAPI commit (everything written but not committed / committed, nothing after it run).
@@ -75,6 +78,9 @@ def _install_points(kill: dict | None, counts: dict[str, int]) -> None:
         counts[point] = counts.get(point, 0) + 1
         if kill and kill["point"] == point and counts[point] == kill["n"]:
             os.kill(os.getpid(), signal.SIGKILL)
+        if pause and pause["point"] == point and counts[point] == pause["n"]:
+            Path(pause["marker"]).touch()
+            time.sleep(pause["sleep_s"])
 
     for name, (module, attr) in WRAPPED.items():
         if "." in module and module.rsplit(".", 1)[1][0].isupper():
@@ -179,7 +185,13 @@ def _cli_job(job: dict, go: Path) -> None:
     err = os.open(job["out"] + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(out, 1)
     os.dup2(err, 2)
-    os.environ["CSCAT_DATABASE_URL"] = job["db_url"]
+    if job.get("db_url"):
+        os.environ["CSCAT_DATABASE_URL"] = job["db_url"]
+    else:  # the embedded server of data_dir, started by the command if it is down
+        os.environ.pop("CSCAT_DATABASE_URL", None)
+        os.environ["CSCAT_DATA_DIR"] = job["data_dir"]
+    if job.get("pause"):
+        _install_points(None, {}, job["pause"])
     from cscat import cli
     from db import engine as dbe
 
@@ -353,8 +365,14 @@ class ForkServer:
 
     def jobs(self, jobs: list[dict], timeout_s: float = 300) -> list[dict]:
         """Run ``jobs`` at once: ``{"kind": "cli", "argv": [...], "db_url": ...}`` (output,
-        stderr and exit code come back) or ``{"kind": "reader", "db_url": ...}`` (checks
-        every snapshot until the writers have ended; its findings come back)."""
+        stderr and exit code come back; ``data_dir`` instead of ``db_url``: the embedded
+        server there; ``pause``: see ``_install_points``) or ``{"kind": "reader", "db_url":
+        ...}`` (checks every snapshot until the writers have ended; its findings)."""
+        self.start_jobs(jobs, timeout_s)
+        return self.finish_jobs()
+
+    def start_jobs(self, jobs: list[dict], timeout_s: float = 300) -> None:
+        """:meth:`jobs` without waiting: :meth:`finish_jobs` gives their answers."""
         self._n += 1
         tag = self.work / f"j{self._n}"
         for k, job in enumerate(jobs):
@@ -364,6 +382,8 @@ class ForkServer:
                    "timeout_s": timeout_s}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
+
+    def finish_jobs(self) -> list[dict]:
         return self._read()["jobs"]
 
     def close(self) -> None:
