@@ -531,6 +531,18 @@ def snapshot_problems(conn, version: int | None = None) -> list[str]:
     return found
 
 
+def error_line(stderr: str) -> str:
+    """The telling line of a command's stderr: ``cscat: error: ...`` or the exception line
+    of a traceback (the last line of SQLAlchemy's is only a link)."""
+    import re
+
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.match(r"(cscat: error:|[\w.]+(Error|Exception|Violation|Interrupt)\b)", ln):
+            return ln[:240]
+    return (lines or [""])[-1][:240]
+
+
 def problem_kind(problem: str) -> str:
     """A problem without its numbers (to tell a new problem from one already there)."""
     import re

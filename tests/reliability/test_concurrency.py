@@ -95,7 +95,7 @@ def refused_or_done(job: dict) -> tuple[bool, str]:
     lines = err.splitlines()
     one_line = len(lines) == 1 and lines[0].startswith("cscat: error:")
     detail = (f"exit {job['exit_code']}, signal {job['signal']}; stderr "
-              f"{len(lines)} lines, last: {lines[-1][:200] if lines else ''!r}")
+              f"{len(lines)} lines: {harness.error_line(err)!r}")
     return one_line and job["exit_code"] not in (0, None), detail
 
 
@@ -112,7 +112,7 @@ def test_writers_at_once_with_a_reader(lab, round_, record):
     held = []
     for argv, job in zip(WRITERS, done[1:], strict=True):
         ok, detail = refused_or_done(job)
-        words = (job.get("err", "").strip().splitlines() or [""])[-1][:120]
+        words = harness.error_line(job.get("err", ""))
         held.append(record(AREA, f"round {round_}: `cscat {' '.join(argv)}` among "
                            f"{len(WRITERS)} at once: completes or is refused with one line",
                            ok, detail or (f"refused: {words}" if job["exit_code"] else "")))
@@ -140,7 +140,7 @@ def test_writers_at_once_with_a_reader(lab, round_, record):
         "serial run", final["exit_code"] == 0 and not differ,
         (harness.describe_difference(engine, lab.engine("conc_serial"), differ)
          if differ else "") + ("" if final["exit_code"] == 0 else f" final update: "
-                              f"{final.get('err', '').strip().splitlines()[-1:]}")))
+                              f"{harness.error_line(final.get('err', ''))}")))
     print(f"{len(WRITERS)} writers + reader: {t.s:.1f} s, reader {reader.get('snapshots')} "
           f"snapshots over versions {reader.get('versions')}")
     assert all(held)
