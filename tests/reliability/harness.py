@@ -36,7 +36,7 @@ CHUNK_OBSIDS = 25
 #: update_catalog_flow without Prefect): each holds the update lock from start to end.
 COMMANDS: dict[str, dict] = {
     "update1": {"until": EPOCH1, "simbad_epoch": 1, "refresh_days": None, "refit": "auto"},
-    "update2": {"until": None, "simbad_epoch": 2, "refresh_days": 0, "refit": "auto"},
+    "update2": {"until": None, "simbad_epoch": 2, "refresh_days": 0, "refit": "never"},
     "refit": {"refit": "always"},
 }
 #: The commands of one run, in order.
@@ -122,7 +122,8 @@ def run_command(engine, sample, name: str) -> dict:
             out["csc"] = ingest.ingest_csc(engine, csc, until=spec["until"]).new_detections
             ingest.ingest_simbad(engine, SampleSimbad(sample, spec["simbad_epoch"]),
                                  refresh_days=spec["refresh_days"])
-        do_refit = spec["refit"] == "always" or classify.needs_refit(engine, settings)[0]
+        do_refit = spec["refit"] == "always" or (
+            spec["refit"] == "auto" and classify.needs_refit(engine, settings)[0])
         fitted = classify.refit(engine, settings) if do_refit else None
         promote = fitted.model_id if fitted and fitted.promote else None
         if spec["refit"] == "always" and promote is None:
@@ -394,6 +395,21 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+_SHARED: dict[tuple, ForkServer] = {}
+
+
+def shared_server(work: Path, n_sources: int = 400, seed: int = 11) -> ForkServer:
+    """One fork server (``cli`` mode) per test session and sample, closed at exit: each
+    start costs the imports of the pipeline and Prefect (5-15 s here)."""
+    import atexit
+
+    key = (n_sources, seed)
+    if key not in _SHARED or _SHARED[key].proc.poll() is not None:
+        _SHARED[key] = ForkServer(work, n_sources, seed, cli=True)
+        atexit.register(_SHARED[key].close)
+    return _SHARED[key]
 
 
 # -- checks --------------------------------------------------------------------------------

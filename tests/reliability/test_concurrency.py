@@ -15,8 +15,6 @@ after one more serial update the detections and sources equal those of a serial 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import harness
 import psycopg
 import pytest
@@ -54,7 +52,7 @@ DUPLICATES = {
 class Lab:
     def __init__(self, info, work) -> None:
         self.info = info
-        self.server = harness.ForkServer(work, N_SOURCES, SAMPLE_SEED, cli=True)
+        self.server = harness.shared_server(work, N_SOURCES, SAMPLE_SEED)
         self.admin("conc_epoch1", "cscat_template")
         first = self.cli("conc_epoch1", ["update", "--source", "sample", "--until", EPOCH1])
         assert first["exit_code"] == 0, first
@@ -79,12 +77,8 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(pg_server, db_url, tmp_path_factory) -> Iterator[Lab]:
-    lab = Lab(pg_server, tmp_path_factory.mktemp("conc"))
-    try:
-        yield lab
-    finally:
-        lab.server.close()
+def lab(pg_server, db_url, tmp_path_factory) -> Lab:
+    return Lab(pg_server, tmp_path_factory.mktemp("conc"))
 
 
 def refused_or_done(job: dict) -> tuple[bool, str]:

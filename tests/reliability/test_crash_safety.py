@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import harness
@@ -41,7 +40,7 @@ class Lab:
 
     def __init__(self, info, work: Path) -> None:
         self.info = info
-        self.server = harness.ForkServer(work, N_SOURCES, SAMPLE_SEED)
+        self.server = harness.shared_server(work, N_SOURCES, SAMPLE_SEED)
         self.states: list[str] = ["crash_state0"]
         self.digests: list[dict] = []
         self.counts: dict[str, dict[str, int]] = {}
@@ -94,12 +93,8 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(pg_server, db_url, tmp_path_factory) -> Iterator[Lab]:
-    lab = Lab(pg_server, tmp_path_factory.mktemp("crash"))
-    try:
-        yield lab
-    finally:
-        lab.server.close()
+def lab(pg_server, db_url, tmp_path_factory) -> Lab:
+    return Lab(pg_server, tmp_path_factory.mktemp("crash"))
 
 
 def _kind(problem: str) -> str:

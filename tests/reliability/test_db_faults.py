@@ -36,7 +36,7 @@ COMMAND = ["update", "--source", "sample", "--refit", "never"]
 #: Where the command pauses while the fault is made (mid-ingest, mid-publish).
 POINTS = {"mid-ingest": "after:ingest.load_detections",
           "mid-publish": "after:publish.write_detection_results"}
-PAUSE_S = 4.0
+PAUSE_S = 1.5
 
 
 class Lab:
@@ -46,7 +46,7 @@ class Lab:
         self.server = EmbeddedServer(self.data_dir)
         self.server.acquire(keep_running=True)
         migrate.upgrade(self.engine())
-        self.fork = harness.ForkServer(work, N_SOURCES, SAMPLE_SEED, cli=True)
+        self.fork = harness.shared_server(work, N_SOURCES, SAMPLE_SEED)
         first = self.cli(["update", "--source", "sample", "--until", harness.EPOCH1])
         assert first["exit_code"] == 0, first.get("err")
         self.admin("faults_epoch1", DATABASE)
@@ -94,7 +94,6 @@ class Lab:
         return {"kind": "cli", "argv": argv, "data_dir": str(self.data_dir), "pause": pause}
 
     def close(self) -> None:
-        self.fork.close()
         self.server.stop()
 
 
