@@ -241,6 +241,12 @@ def demo(args: argparse.Namespace) -> None:
         print(f"model: {'refit' if run['refit'] else 'reapplied'} ({run['refit_decision']})")
         _print_release(run["release"])
     _print_summary(engine)
+    from db import oracle
+
+    result = oracle.check(engine, get_settings())
+    print(f"\n== check (every published source result recomputed) ==\n{result.verdict()}")
+    if not result.ok:
+        print(oracle.format_differences(result))
 
 
 def _print_summary(engine) -> None:

@@ -104,13 +104,17 @@ def _read(engine: Engine) -> dict:
 
 
 # -- recomputation -------------------------------------------------------------------------
+def _stripped(otype: pd.Series) -> pd.Series:
+    s = pd.Series(otype, copy=False).astype("string").str.strip()
+    return s.mask(s == "")
+
+
 def _kind(otype: pd.Series) -> np.ndarray:
-    """reference / unlabeled / other, from the taxonomy's tables."""
-    s = otype.astype("object").where(otype.notna(), None)
-    s = s.map(lambda v: v.strip() if isinstance(v, str) else v).replace("", None)
+    """reference / unlabeled / other, from the taxonomy's tables (missing: unlabeled)."""
+    s = _stripped(otype)
     out = np.full(len(s), "other", dtype=object)
-    out[s.isna().to_numpy() | s.isin(UNINFORMATIVE).to_numpy()] = "unlabeled"
-    out[s.isin(SIMBAD_TO_CLASS.keys()).to_numpy()] = "reference"
+    out[(s.isna() | s.isin(list(UNINFORMATIVE))).to_numpy(bool)] = "unlabeled"
+    out[s.isin(list(SIMBAD_TO_CLASS)).fillna(False).to_numpy(bool)] = "reference"
     return out
 
 
@@ -171,9 +175,9 @@ def _derive(out: pd.DataFrame, classify_other_types: bool) -> pd.DataFrame:
     soft = out["soft_class"].astype("object")
     out["ambiguous"] = np.where(has, out["hard_class"].astype("object") != soft, None)
     out["master_class"] = soft
-    otype = out["simbad_otype"].map(lambda v: v.strip() if isinstance(v, str) else v)
     ref = out["_kind"] == "reference"
-    out["simbad_class"] = np.where(ref, otype.map(SIMBAD_TO_CLASS), None)
+    cls = _stripped(out["simbad_otype"]).map(SIMBAD_TO_CLASS).astype("object")
+    out["simbad_class"] = np.where(ref, cls, None)
     use_model = soft.notna() & ((out["_kind"] == "unlabeled")
                                 | (classify_other_types & (out["_kind"] == "other")))
     out["adopted_class"] = np.where(ref, out["simbad_class"], np.where(use_model, soft, None))
@@ -236,8 +240,8 @@ def compare(stored: pd.DataFrame, expected: pd.DataFrame, classes: list[str],
     pend_bad = np.zeros(len(ex), bool)
     checks: list[tuple[str, np.ndarray]] = [
         ("n_detections", _same_float(st["n_detections"], ex["n_detections"])),
-        ("ambiguous", _same_text(st["ambiguous"].map(lambda v: None if pd.isna(v) else bool(v)),
-                                 ex["ambiguous"].map(lambda v: None if v is None else bool(v)))),
+        ("ambiguous", _same_text(st["ambiguous"].astype("boolean"),
+                                 ex["ambiguous"].astype("boolean"))),
     ]
     checks += [(c, _same_text(st[c], ex[c])) for c in TEXT_COLUMNS]
     for c in classes:

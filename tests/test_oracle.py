@@ -75,6 +75,7 @@ TAMPER = [
     ("std_agn", "prob_std[2] = prob_std[2] + 0.01"),
     ("mean_yso", "prob_mean[8] = prob_mean[8] + 0.05"),
     ("hard_class", "hard_class = CASE WHEN hard_class = 'QSO' THEN 'XB' ELSE 'QSO' END"),
+    ("ambiguous", "ambiguous = NOT ambiguous"),
     ("adopted_class", "adopted_class = 'Orion_V*'"),
 ]
 
