@@ -336,10 +336,11 @@ class ClusterThenLabel:
                 continue
             Zk = Z[sel]
             d2 = np.empty((len(sel), cls.size))
-            for j, c in enumerate(cls):
-                D = Zk - self.class_means_[kk, c]
-                d2[:, j] = np.einsum("ij,ij->i", D @ self.class_pinv_[kk, c], D)
-            e = np.exp(-(d2 - d2.min(axis=1, keepdims=True)))
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite rows get a reason
+                for j, c in enumerate(cls):
+                    D = Zk - self.class_means_[kk, c]
+                    d2[:, j] = np.einsum("ij,ij->i", D @ self.class_pinv_[kk, c], D)
+                e = np.exp(-(d2 - d2.min(axis=1, keepdims=True)))
             pk = np.zeros((len(sel), C))
             pk[:, cls] = e / e.sum(axis=1, keepdims=True)
             out[sel] = pk

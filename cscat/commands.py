@@ -162,11 +162,24 @@ def refit(args: argparse.Namespace) -> None:
     _print_release(out["release"])
 
 
+def _check_model(version: int | None) -> None:
+    """Refuse an unknown or invalid model (``None``: the active one) before Prefect starts."""
+    from db import catalog_store as store
+
+    with dbe.migrated_engine().connect() as conn:
+        try:
+            store.model_row(conn, version) if version is not None else store.active_model(conn)
+        except LookupError as e:
+            raise ModelRefused(f"--model {version}: {e}") from None
+
+
 def reclassify(args: argparse.Namespace) -> None:
+    _check_model(args.model)
     _print_release(_flows().reclassify_flow(all_detections=args.all, model=args.model))
 
 
 def build_master(args: argparse.Namespace) -> None:
+    _check_model(None)
     _print_release(_flows().build_master_flow())
 
 
