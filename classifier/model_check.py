@@ -57,7 +57,7 @@ def _names(x, what: str, known: Sequence[str] | None) -> list[str]:
     if known is not None:
         bad = [v for v in x if v not in known]
         if bad:
-            _fail(f"{what}: unknown name {bad[0]!r} (known: {', '.join(known)})")
+            _fail(f"{what}: unknown name {bad[0][:80]!r} (known: {', '.join(known)})")
     return list(x)
 
 

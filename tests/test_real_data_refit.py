@@ -123,6 +123,10 @@ def test_paper11_validation_equals_validate_file(engine, catalog, shared_data, t
     assert stored == reference
     det = report.release_detections(engine, release.catalog_version)
     assert det["unclassified"] == 0 and det["classified"] == len(catalog)
+    # switching the configured feature set makes `update` refit
+    assert classify.needs_refit(engine, settings)[0] is False
+    again, why = classify.needs_refit(engine, Settings(features="paper12"))
+    assert again and "paper12" in why
 
 
 def test_paper12_with_sample_rows_is_not_promoted_and_unclassified_is_not_classified(
