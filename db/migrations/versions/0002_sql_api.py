@@ -8,6 +8,11 @@ Views: catalog.detection, catalog.source, catalog.detection_class, catalog.sourc
 catalog.source_class_history, catalog.class_change, catalog.model_version,
 catalog.catalog_version. Functions: catalog.source_class_as_of(version),
 catalog.class_changes(from_version, to_version). Role: cscat_reader (read-only).
+
+The downgrade keeps the source_result columns and the simbad_type rows it drops in
+``catalog._migration_0002_*`` tables; the upgrade restores them from there, and rebuilds
+what is not there from the data (the current SIMBAD match of each source), so a round trip
+through 0001 loses nothing.
 """
 
 from collections.abc import Sequence
