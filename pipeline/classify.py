@@ -140,10 +140,10 @@ def refit(engine: Engine, settings: Settings) -> RefitResult:
     log.info("fitting on %d detections, %d labeled", len(X), int(y.notna().sum()))
     try:
         model = ClusterThenLabel(**params).fit(X, y)
+        report = validate(X, y, fitted=model)  # reuses the mixture: it does not use labels
     except ValueError as e:
         raise RefitError(f"refit with features {settings.features} failed: {e}") from None
     left = unclassifiable(model)
-    report = validate(X, y, fitted=model)  # reuses the mixture: it does not depend on labels
     agg_acc = report["aggregated"]["accuracy"]
     promote, reason = True, "first model"
     refused = _share_reason(left, len(X), settings)
