@@ -10,7 +10,7 @@ from .features import (
     SCALE_FEATURES,
     derive_features,
 )
-from .model import ClusterThenLabel, NotFittedError
+from .model import ClusterThenLabel, InvalidModelError, NotFittedError
 from .select_k import bic_curve
 from .taxonomy import (
     AGG_CLASSES,
@@ -36,6 +36,7 @@ __all__ = [
     "SCALE_FEATURES",
     "ClusterThenLabel",
     "FeatureTransform",
+    "InvalidModelError",
     "NotFittedError",
     "OtypeKind",
     "PAPER_AGG_RECALL",

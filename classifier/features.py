@@ -30,6 +30,9 @@ SCALE_FEATURES: list[str] = ["powlaw_gamma"]
 #: The 11-feature variant (CSC tables without var_max_b/var_min_b, e.g. the shared CSC 2.1 file).
 FEATURES_NO_NEWQ: list[str] = [f for f in DEFAULT_FEATURES if f != "var_newq_b"]
 
+#: Named feature sets (the ``features`` setting of the pipeline).
+FEATURE_SETS: dict[str, list[str]] = {"paper12": DEFAULT_FEATURES, "paper11": FEATURES_NO_NEWQ}
+
 #: CSC per-observation columns needed by :func:`derive_features`.
 CSC_SOURCE_COLUMNS: list[str] = [
     "hard_hm",

@@ -19,6 +19,7 @@ for exactly those rows (and is otherwise identical to the probability columns of
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,11 +27,9 @@ from sklearn.mixture import GaussianMixture
 
 from ._parallel import fit_gmm, map_chunks
 from .features import DEFAULT_FEATURES, LOG_FEATURES, SCALE_FEATURES
+from .model_check import FORMAT, FORMAT_VERSION, InvalidModelError, check_model_dict
 from .taxonomy import CLASSES
 from .transform import FeatureTransform, check_columns, feature_matrix
-
-FORMAT = "cscat.classifier.ClusterThenLabel"
-FORMAT_VERSION = 1
 
 
 def _plain_gmm(n_components: int, random_state, gd: dict) -> GaussianMixture:
@@ -314,7 +313,13 @@ class ClusterThenLabel:
                 dead = np.flatnonzero(~usable_any[k])
                 r[rows[dead] - s] = no_class[k[dead]]
                 if proba:
-                    P[rows] = self._proba_transformed(Z, k)
+                    Pk = self._proba_transformed(Z, k)
+                    # never a NaN probability without a reason (e.g. a d2 that overflowed)
+                    bad = ~np.isfinite(Pk).all(axis=1) & usable_any[k]
+                    if bad.any():
+                        Pk[bad] = np.nan
+                        r[rows[bad] - s] = "model gives non-finite probabilities"
+                    P[rows] = Pk
             reasons[s:e] = r
 
         map_chunks(work, n, step, self.n_jobs)
@@ -331,10 +336,11 @@ class ClusterThenLabel:
                 continue
             Zk = Z[sel]
             d2 = np.empty((len(sel), cls.size))
-            for j, c in enumerate(cls):
-                D = Zk - self.class_means_[kk, c]
-                d2[:, j] = np.einsum("ij,ij->i", D @ self.class_pinv_[kk, c], D)
-            e = np.exp(-(d2 - d2.min(axis=1, keepdims=True)))
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite rows get a reason
+                for j, c in enumerate(cls):
+                    D = Zk - self.class_means_[kk, c]
+                    d2[:, j] = np.einsum("ij,ij->i", D @ self.class_pinv_[kk, c], D)
+                e = np.exp(-(d2 - d2.min(axis=1, keepdims=True)))
             pk = np.zeros((len(sel), C))
             pk[:, cls] = e / e.sum(axis=1, keepdims=True)
             out[sel] = pk
@@ -420,12 +426,16 @@ class ClusterThenLabel:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> ClusterThenLabel:
-        """Rebuild a fitted model from :meth:`to_dict` output (also after a JSON round trip)."""
-        if d.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} dict (format={d.get('format')!r})")
-        if d.get("version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported version {d.get('version')!r}, expected {FORMAT_VERSION}")
+    def from_dict(
+        cls, d: dict, known_features: Sequence[str] | None = DEFAULT_FEATURES
+    ) -> ClusterThenLabel:
+        """Rebuild a fitted model from :meth:`to_dict` output (also after a JSON round trip).
+
+        The dict is validated first (:func:`classifier.model_check.check_model_dict`):
+        ``InvalidModelError`` (a ``ValueError``) names the first problem. ``known_features``:
+        the feature names the model may use (default: the paper's; None: any).
+        """
+        check_model_dict(d, known_features)
 
         def arr(x):
             return np.array(x, dtype="float64")  # None -> nan
@@ -447,3 +457,6 @@ class ClusterThenLabel:
         model.class_means_ = arr(d["class_means"]).reshape(K, C, d_)
         model.class_pinv_ = arr(d["class_pinv"]).reshape(K, C, d_, d_)
         return model
+
+
+__all__ = ["ClusterThenLabel", "InvalidModelError", "NotFittedError"]

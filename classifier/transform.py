@@ -124,6 +124,11 @@ class FeatureTransform:
         reasons = nonfinite_reasons(A, self.features)
         ok = reasons == None  # noqa: E711  (object array comparison)
         d = A.shape[1]
+        if len(A) and not ok.any():
+            bad = (~np.isfinite(A)).sum(axis=0)
+            parts = [f"{self.features[j]} is not finite in {bad[j]:,} of {len(A):,} rows"
+                     for j in np.argsort(-bad, kind="stable") if bad[j]]
+            raise ValueError(f"no row has all {d} features finite: {', '.join(parts)}")
         offset = np.zeros(d)
         for j in np.flatnonzero(self._is_log):
             col = A[ok, j]

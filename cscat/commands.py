@@ -7,14 +7,15 @@ import argparse
 from cscat.render import aligned_table, csv_table
 from db import engine as dbe
 from db import migrate, queries
-from db.catalog_store import CatalogBusy
+from db.catalog_store import CatalogBusy, ModelRefused, UnknownFeature
 from db.embedded import EmbeddedServerError
 from db.settings import get_settings
 from ingest.errors import IngestError
+from pipeline.errors import RefitError
 
 #: Errors shown to the user as one line, without a traceback.
 UserError = (dbe.DatabaseError, EmbeddedServerError, queries.QueryError, CatalogBusy,
-             IngestError)
+             IngestError, ModelRefused, UnknownFeature, RefitError)
 
 
 def db_upgrade(args: argparse.Namespace) -> None:
@@ -152,10 +153,29 @@ def _print_release(release: dict | None) -> None:
     if release is None:
         print("catalog unchanged: no new catalog version")
         return
+    from db import report
+
+    det = report.release_detections(dbe.get_engine(), release["catalog_version"])
     print(f"catalog version {release['catalog_version']} (model {release['model_id']}): "
-          f"{release['detections_classified']} detections classified, "
-          f"{release['sources_rebuilt']} sources rebuilt, {release['sources_changed']} "
-          "master results written")
+          f"{det['classified']:,} detections classified, {det['unclassified']:,} "
+          f"unclassified, {release['sources_rebuilt']:,} sources rebuilt, "
+          f"{release['sources_changed']:,} master results written")
+    for reason, n in sorted(det["reasons"].items(), key=lambda x: -x[1]):
+        print(f"  unclassified {n:>6,} × {reason}")
+
+
+def _print_refit(fitted: dict | None) -> None:
+    if fitted is None:
+        return
+    if not fitted.get("new_model", True):
+        print(f"refit: {fitted['reason']}")
+        return
+    acc = fitted["agg_accuracy"]
+    print(f"model {fitted['model_id']} (features {fitted.get('features') or '?'}): "
+          f"{fitted['n_detections']:,} detections, {fitted['n_labeled']:,} labeled, "
+          f"{fitted.get('n_unclassifiable', 0):,} it cannot classify, aggregated validation "
+          f"accuracy {'-' if acc is None else f'{acc:.3f}'}; "
+          f"{'promoted' if fitted['promote'] else 'not promoted'} ({fitted['reason']})")
 
 
 def ingest(args: argparse.Namespace) -> None:
@@ -180,23 +200,28 @@ def ingest(args: argparse.Namespace) -> None:
 
 def refit(args: argparse.Namespace) -> None:
     out = _flows().refit_flow(wait=args.wait)
-    fitted = out["refit"]
-    if not fitted.get("new_model", True):
-        print(f"refit: {fitted['reason']}")
-        _print_release(out["release"])
-        return
-    print(f"model {fitted['model_id']}: {fitted['n_detections']} detections, "
-          f"{fitted['n_labeled']} labeled, aggregated validation accuracy "
-          f"{fitted['agg_accuracy']:.3f}; {'promoted' if fitted['promote'] else 'not promoted'}"
-          f" ({fitted['reason']})")
+    _print_refit(out["refit"])
     _print_release(out["release"])
 
 
+def _check_model(version: int | None) -> None:
+    """Refuse an unknown or invalid model (``None``: the active one) before Prefect starts."""
+    from db import catalog_store as store
+
+    with dbe.migrated_engine().connect() as conn:
+        try:
+            store.model_row(conn, version) if version is not None else store.active_model(conn)
+        except LookupError as e:
+            raise ModelRefused(f"--model {version}: {e}") from None
+
+
 def reclassify(args: argparse.Namespace) -> None:
+    _check_model(args.model)
     _print_release(_flows().reclassify_flow(all_detections=args.all, model=args.model))
 
 
 def build_master(args: argparse.Namespace) -> None:
+    _check_model(None)
     _print_release(_flows().build_master_flow())
 
 
@@ -206,6 +231,7 @@ def update(args: argparse.Namespace) -> None:
     _print_ingest(out["csc"])
     _print_ingest(out["simbad"])
     print(f"model: {'refit' if out['refit'] else 'reapplied'} ({out['refit_decision']})")
+    _print_refit(out["refit"])
     _print_release(out["release"])
 
 
@@ -239,6 +265,7 @@ def demo(args: argparse.Namespace) -> None:
         _print_ingest(run["csc"])
         _print_ingest(run["simbad"])
         print(f"model: {'refit' if run['refit'] else 'reapplied'} ({run['refit_decision']})")
+        _print_refit(run["refit"])
         _print_release(run["release"])
     _print_summary(engine)
     from db import oracle

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, text
 
+from db.csc_columns import DERIVED_COLUMNS, DETECTION_COLUMNS
 from db.load import copy_frame, read_frame
 from db.models import SCHEMA
 
@@ -58,13 +59,34 @@ def sync_taxonomy(conn: Connection, table: pd.DataFrame) -> None:
 
 
 # -- inputs --------------------------------------------------------------------------------
+#: Detection columns a model may read as features, by name: the numeric columns of
+#: ``catalog.csc_detection`` (raw and derived). SQL is built from these strings only, never
+#: from the names a caller (or a stored model) passes.
+FEATURE_COLUMNS: dict[str, str] = {
+    c.name: c.name for c in (*DETECTION_COLUMNS, *DERIVED_COLUMNS) if c.sql_type == "double"}
+
+
+class UnknownFeature(ValueError):
+    """A feature name that is not a numeric detection column."""
+
+
+def feature_select_list(features: Sequence[str]) -> str:
+    """``d."f1", d."f2", `` for known feature columns; refuses any other name."""
+    unknown = [f for f in features if f not in FEATURE_COLUMNS]
+    if unknown:
+        raise UnknownFeature(f"unknown feature {str(unknown[0])[:80]!r}: not a numeric column "
+                             "of catalog.csc_detection")
+    return "".join(f'd."{FEATURE_COLUMNS[f]}", ' for f in features)
+
+
 def detection_features(conn: Connection, features: Sequence[str], *,
                        without_result_of: int | None = None) -> pd.DataFrame:
     """Detections with their features and their source's SIMBAD type.
 
+    ``features`` must be numeric detection columns (:data:`FEATURE_COLUMNS`).
     ``without_result_of``: only detections with no current result under that model.
     """
-    cols = "".join(f"d.{f}, " for f in features)
+    cols = feature_select_list(features)
     m = None if without_result_of is None else int(without_result_of)
     # Candidates, found by index in proportion to their number (not to the catalog's size):
     # the queue of detections with no current result, and those whose current result is
@@ -88,19 +110,43 @@ def count_detections(conn: Connection) -> int:
 
 
 # -- models --------------------------------------------------------------------------------
-def active_model(conn: Connection) -> dict | None:
-    """The active model's row (``model`` is the classifier's dict), or None."""
+class ModelRefused(ValueError):
+    """A stored model that fails validation (tampered or corrupt): it is never used."""
+
+
+def _checked(row: dict) -> dict:
+    """``row`` if its model passes ``classifier.model_check``; else :class:`ModelRefused`."""
+    from classifier.model_check import InvalidModelError, check_model_dict
+
+    try:
+        check_model_dict(row["model"])
+    except InvalidModelError as e:
+        raise ModelRefused(f"model version {row['model_id']} is refused: {e} (run "
+                           "`cscat refit`, or `cscat reclassify --model N` with a valid "
+                           "model)") from None
+    return row
+
+
+def active_model(conn: Connection, *, check: bool = True) -> dict | None:
+    """The active model's row (``model`` is the classifier's dict), or None.
+
+    ``check``: validate the stored model first (:class:`ModelRefused` if it fails); only
+    callers that read nothing but its counts and validation figures pass False.
+    """
     row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'active'"))
     found = row.mappings().one_or_none()
-    return dict(found) if found else None
+    if found is None:
+        return None
+    return _checked(dict(found)) if check else dict(found)
 
 
 def model_row(conn: Connection, model_id: int) -> dict:
+    """A model's row, validated (:class:`ModelRefused`); LookupError if there is none."""
     row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE model_id = :m"),
                        {"m": model_id}).mappings().one_or_none()
     if row is None:
         raise LookupError(f"no model version {model_id}")
-    return dict(row)
+    return _checked(dict(row))
 
 
 def store_model(conn: Connection, *, model: dict, params: dict, validation: dict | None,

@@ -15,11 +15,31 @@ def _rows(engine: Engine, sql: str, **params) -> QueryResult:
 
 
 def versions(engine: Engine) -> QueryResult:
+    """Catalog versions with the detections each classified and left unclassified (a
+    result with a ``reason`` is unclassified)."""
     return _rows(engine, f"""
         SELECT v.catalog_version, to_char(v.created_at, 'YYYY-MM-DD HH24:MI:SS') AS created,
-               v.model_id, (v.counts->>'detections_classified')::int AS classified,
+               v.model_id, coalesce(r.classified, 0) AS classified,
+               coalesce(r.unclassified, 0) AS unclassified,
                (v.counts->>'sources_changed')::int AS sources_written
-        FROM {SCHEMA}.catalog_version v ORDER BY 1""")
+        FROM {SCHEMA}.catalog_version v
+        LEFT JOIN (SELECT valid_from, count(*) FILTER (WHERE reason IS NULL) AS classified,
+                          count(*) FILTER (WHERE reason IS NOT NULL) AS unclassified
+                   FROM {SCHEMA}.detection_result GROUP BY valid_from) r
+          ON r.valid_from = v.catalog_version
+        ORDER BY 1""")
+
+
+def release_detections(engine: Engine, version: int) -> dict:
+    """Detection results written by catalog version ``version``: how many are classified,
+    how many are not (they have a ``reason``) and the count per reason."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            f"SELECT reason, count(*) FROM {SCHEMA}.detection_result WHERE valid_from = :v "
+            "GROUP BY reason"), {"v": int(version)}).all()
+    reasons = {r: int(n) for r, n in rows if r is not None}
+    return {"classified": sum(int(n) for r, n in rows if r is None),
+            "unclassified": sum(reasons.values()), "reasons": reasons}
 
 
 def counts(engine: Engine) -> QueryResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field
@@ -81,6 +82,13 @@ class Settings(BaseSettings):
     promotion_tolerance: float = Field(
         default=0.02, description="promote a refit unless its aggregated accuracy is worse "
                                   "than the active model's by more than this")
+    features: Literal["paper12", "paper11"] = Field(
+        default="paper12", description="feature set: the paper's 12, or 11 without var_newq_b "
+                                       "(CSC tables without var_min_b/var_max_b)")
+    max_unclassifiable_share: float = Field(
+        default=0.10, ge=0.0, le=1.0,
+        description="a refit whose model cannot classify more than this share of the "
+                    "detections is not promoted")
     classify_other_types: bool = Field(
         default=False, description="also adopt model classes for sources with other known "
                                    "SIMBAD types (the paper does not)")

@@ -17,17 +17,19 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from classifier import (
-    DEFAULT_FEATURES,
     ClusterThenLabel,
     aggregate,
     otype_kind,
     simbad_to_class,
 )
 from classifier import taxonomy as tx
+from classifier.features import FEATURE_SETS
+from classifier.transform import feature_matrix, nonfinite_reasons
 from classifier.validation import validate
 from classifier.voting import master_vote
 from db import catalog_store as store
 from db.settings import Settings
+from pipeline.errors import RefitError
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,9 @@ def taxonomy_table() -> pd.DataFrame:
 
 
 def model_params(settings: Settings) -> dict:
-    """Parameters of ``ClusterThenLabel`` from the settings (features: the paper's)."""
-    return {"features": list(DEFAULT_FEATURES), "n_components": settings.n_components,
-            "random_state": settings.random_state}
+    """Parameters of ``ClusterThenLabel`` from the settings (``features``: a named set)."""
+    return {"features": list(FEATURE_SETS[settings.features]),
+            "n_components": settings.n_components, "random_state": settings.random_state}
 
 
 def training_labels(otypes: pd.Series) -> pd.Series:
@@ -69,6 +71,9 @@ class RefitResult:
     promote: bool
     reason: str
     new_model: bool = True
+    features: str = ""
+    n_unclassifiable: int = 0
+    unclassifiable: dict[str, int] = field(default_factory=dict)
 
 
 def _digest(frame: pd.DataFrame, labels: pd.Series) -> str:
@@ -90,25 +95,77 @@ def _same_as_active(active: dict | None, params: dict, digest: str) -> RefitResu
                               f"active model {active['model_id']}", new_model=False)
 
 
+def _nothing_fittable(X: pd.DataFrame, features: list[str], settings: Settings) -> None:
+    """RefitError naming the cause when no detection has all features finite."""
+    A = feature_matrix(X, features)
+    if (nonfinite_reasons(A, features) == None).any():  # noqa: E711  (object array)
+        return
+    bad = dict(zip(features, (~np.isfinite(A)).sum(axis=0).tolist(), strict=True))
+    parts = [f"{f} is missing in {n:,} of {len(X):,}"
+             for f, n in sorted(bad.items(), key=lambda x: -x[1]) if n]
+    hint = (' (var_newq_b needs var_min_b/var_max_b; for tables without them set features = '
+            '"paper11")' if bad.get("var_newq_b") else "")
+    raise RefitError(f"no detection can be fitted with features {settings.features}: "
+                     f"{', '.join(parts)}{hint}")
+
+
+def unclassifiable(model: ClusterThenLabel) -> pd.Series:
+    """Fit rows the fitted ``model`` cannot classify, counted by reason (as ``predict`` says):
+    invalid features, or a cluster with no usable class."""
+    reasons = model.invalid_rows_["reason"].astype(str)
+    labels = model.labels_[model.labels_ >= 0]
+    dead = labels[~model.usable_.any(axis=1)[labels]]
+    no_class = pd.Series([f"cluster {k} has no class with >= {model.min_labeled_} labeled "
+                          "detections" for k in dead], dtype=object)
+    return pd.concat([reasons, no_class]).value_counts()
+
+
+def _share_reason(left: pd.Series, n: int, settings: Settings) -> str | None:
+    """Why a model that cannot classify ``left`` of ``n`` detections is not promoted."""
+    n_left = int(left.sum())
+    if n_left <= settings.max_unclassifiable_share * n:
+        return None
+    counts = "; ".join(f"{int(c):,} × {r}" for r, c in left.items())
+    hint = (' (set features = "paper11" for tables without var_min_b/var_max_b)'
+            if settings.features == "paper12" and any("var_newq_b" in r for r in left.index)
+            else "")
+    return (f"{n_left:,} of {n:,} detections ({n_left / n:.1%}) cannot be classified with "
+            f"features {settings.features}, more than max_unclassifiable_share = "
+            f"{settings.max_unclassifiable_share:g}: {counts}{hint}")
+
+
 def refit(engine: Engine, settings: Settings) -> RefitResult:
-    """Fit and validate a model on all current detections and labels; store it."""
+    """Fit and validate a model on all current detections and labels; store it.
+
+    It is promoted unless it cannot classify more than ``max_unclassifiable_share`` of the
+    detections, or its aggregated accuracy is worse than the active model's by more than
+    ``promotion_tolerance``; either way the stored note says why.
+    """
     params = model_params(settings)
     features = params["features"]
     with engine.connect() as conn:
         frame = store.detection_features(conn, features)
-        active = store.active_model(conn)
+        active = store.active_model(conn, check=False)  # only its validation figures are read
     if frame.empty:
-        raise ValueError("no detections to fit: ingest some first")
+        raise RefitError("no detections to fit: ingest some first")
     X, y = frame[features], training_labels(frame["simbad_otype"])
     unchanged = _same_as_active(active, params, _digest(frame, y))
     if unchanged is not None:
         return unchanged
+    _nothing_fittable(X, features, settings)
     log.info("fitting on %d detections, %d labeled", len(X), int(y.notna().sum()))
-    model = ClusterThenLabel(**params).fit(X, y)
-    report = validate(X, y, fitted=model)  # reuses the mixture: it does not depend on labels
+    try:
+        model = ClusterThenLabel(**params).fit(X, y)
+        report = validate(X, y, fitted=model)  # reuses the mixture: it does not use labels
+    except ValueError as e:
+        raise RefitError(f"refit with features {settings.features} failed: {e}") from None
+    left = unclassifiable(model)
     agg_acc = report["aggregated"]["accuracy"]
     promote, reason = True, "first model"
-    if active is not None:
+    refused = _share_reason(left, len(X), settings)
+    if refused is not None:
+        promote, reason = False, refused
+    elif active is not None:
         old = (active["validation"] or {}).get("aggregated", {}).get("accuracy")
         if old is not None and agg_acc is not None and agg_acc < old - settings.promotion_tolerance:
             promote, reason = False, (f"aggregated accuracy {agg_acc:.3f} is worse than the "
@@ -124,16 +181,21 @@ def refit(engine: Engine, settings: Settings) -> RefitResult:
         if not promote:
             store.set_model_status(conn, model_id, "rejected")
     return RefitResult(model_id, len(X), int(y.notna().sum()), report["fine"]["accuracy"],
-                       agg_acc, promote, reason)
+                       agg_acc, promote, reason, settings.features, int(left.sum()),
+                       {str(r): int(c) for r, c in left.items()})
 
 
 def needs_refit(engine: Engine, settings: Settings) -> tuple[bool, str]:
-    """The refit policy: no active model, or labels/detections changed enough since its fit."""
+    """The refit policy: no active model, another feature set configured, or
+    labels/detections changed enough since its fit."""
     with engine.connect() as conn:
-        active = store.active_model(conn)
+        active = store.active_model(conn, check=False)  # publish validates it before use
         if active is None:
             return True, "no active model"
         frame = store.detection_features(conn, [])
+    wanted = model_params(settings)["features"]
+    if list((active["params"] or {}).get("features") or []) != wanted:
+        return True, f"the active model's features are not the configured {settings.features}"
     n_now = len(frame)
     n_lab = int(training_labels(frame["simbad_otype"]).notna().sum()) if n_now else 0
     growth = (n_now - active["n_detections"]) / max(active["n_detections"], 1)

@@ -25,7 +25,7 @@ def test_round_trip_json_identical():
     m = ClusterThenLabel(["a", "bb_kt", "powlaw_gamma"], n_components=3).fit(X, y)
     d = m.to_dict()
     s = json.dumps(d, allow_nan=False)  # strict JSON
-    m2 = ClusterThenLabel.from_dict(json.loads(s))
+    m2 = ClusterThenLabel.from_dict(json.loads(s), known_features=["a", "bb_kt", "powlaw_gamma"])
     assert m2.to_dict() == d
     p1, p2 = m.predict(X), m2.predict(X)
     pd.testing.assert_frame_equal(p1, p2)
@@ -49,6 +49,9 @@ def test_from_dict_rejects_other_formats():
         ClusterThenLabel.from_dict({"format": "x"})
     X, y = _toy()
     d = ClusterThenLabel(["a"], [], [], n_components=2).fit(X, y).to_dict()
+    with pytest.raises(ValueError, match="unknown name 'a'"):
+        ClusterThenLabel.from_dict(d)  # not one of the known features
+    assert ClusterThenLabel.from_dict(d, known_features=None).features_ == ["a"]
     d["version"] = 99
     with pytest.raises(ValueError, match="version"):
         ClusterThenLabel.from_dict(d)

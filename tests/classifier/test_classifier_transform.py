@@ -117,3 +117,14 @@ def test_combined_reason_and_many_invalid_rows_vectorized():
     assert r[1] == "invalid features: h is -inf"
     assert r[2] is None
     assert (r[0::3] == r[0]).all() and (r[1::3] == r[1]).all()
+
+
+def test_no_valid_row_names_the_missing_feature_not_a_log_feature():
+    """Real CSC 2.1 rows have no var_newq_b: the error says so (not 'bb_kt has no positive
+    finite value', which it said when every row was invalid)."""
+    t = FeatureTransform(["bb_kt", "hard_hm", "var_newq_b"], ["bb_kt", "var_newq_b"], [])
+    A = np.array([[0.5, 0.1, np.nan], [0.7, np.nan, np.nan], [0.9, 0.3, np.nan]])
+    with pytest.raises(ValueError) as err:
+        t.fit(A)
+    assert str(err.value) == ("no row has all 3 features finite: var_newq_b is not finite in 3 "
+                              "of 3 rows, hard_hm is not finite in 1 of 3 rows")

@@ -528,7 +528,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Downgrade schema."""
+    """Downgrade schema (and what the downgrade of 0002 kept for its next upgrade)."""
+    op.execute("DROP TABLE IF EXISTS catalog._migration_0002_source_result")
+    op.execute("DROP TABLE IF EXISTS catalog._migration_0002_simbad_type")
     op.drop_index(
         "ix_detection_result_current",
         table_name="detection_result",

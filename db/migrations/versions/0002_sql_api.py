@@ -8,6 +8,11 @@ Views: catalog.detection, catalog.source, catalog.detection_class, catalog.sourc
 catalog.source_class_history, catalog.class_change, catalog.model_version,
 catalog.catalog_version. Functions: catalog.source_class_as_of(version),
 catalog.class_changes(from_version, to_version). Role: cscat_reader (read-only).
+
+The downgrade keeps the source_result columns and the simbad_type rows it drops in
+``catalog._migration_0002_*`` tables; the upgrade restores them from there, and rebuilds
+what is not there from the data (the current SIMBAD match of each source), so a round trip
+through 0001 loses nothing.
 """
 
 from collections.abc import Sequence
@@ -36,6 +41,22 @@ AGGREGATION = {
     "Orion_V*": "YSO",
 }
 READER = "cscat_reader"
+# Frozen copy of the SIMBAD type -> class table at this revision (classifier.taxonomy), used
+# only to rebuild the columns this revision adds when no downgrade stash exists (publish
+# re-syncs catalog.simbad_type from the live taxonomy).
+REFERENCE_TYPES = {
+    **{c: c for c in CLASSES},
+    "Sy1": "Seyfert_1", "Sy2": "Seyfert_2", "HXB": "HMXB", "LXB": "LMXB", "XB*": "XB",
+    "Y*O": "YSO", "TT*": "TTau*", "Or*": "Orion_V*", "Seyfert1": "Seyfert_1",
+    "Seyfert2": "Seyfert_2", "HighMassXBin": "HMXB", "LowMassXBin": "LMXB", "XrayBin": "XB",
+    "TTauri*": "TTau*", "OrionV*": "Orion_V*",
+}
+UNLABELED_TYPES = ["Star", "*", "X", "Radio", "Rad", "IR", "Infrared", "Blue", "blue", "blu",
+                   "UV", "gamma", "gam", "PartofG", "PoG", "**"]
+#: Where the downgrade keeps what it would otherwise drop, for the next upgrade to restore.
+STASH_RESULT = "catalog._migration_0002_source_result"
+STASH_TYPE = "catalog._migration_0002_simbad_type"
+ADDED = ["simbad_otype", "simbad_class", "adopted_class", "agg_adopted_class", "label_origin"]
 
 
 def column_name(cls: str) -> str:
@@ -97,6 +118,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_detection_result_valid_from", "detection_result", ["valid_from"], schema="catalog"
     )
+
+    _restore_or_rebuild()
 
     op.execute("""
 CREATE VIEW catalog.detection AS
@@ -204,7 +227,59 @@ END $$""")
     op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA catalog GRANT SELECT ON TABLES TO {READER}")
 
 
+def _restore_or_rebuild() -> None:
+    """Fill the added columns and catalog.simbad_type: from the downgrade's stash when there
+    is one, else rebuilt from the data (the current SIMBAD match of each source; sources with
+    other known SIMBAD types get no adopted class, as with classify_other_types = false)."""
+    conn = op.get_bind()
+    stashed = conn.execute(sa.text(f"SELECT to_regclass('{STASH_RESULT}') IS NOT NULL")
+                           ).scalar_one()
+    if stashed:
+        op.execute(f"INSERT INTO catalog.simbad_type SELECT * FROM {STASH_TYPE}")
+    else:
+        rows = [{"o": o, "c": c, "a": AGGREGATION[c], "k": "reference"}
+                for o, c in REFERENCE_TYPES.items()]
+        rows += [{"o": o, "c": None, "a": None, "k": "unlabeled"} for o in UNLABELED_TYPES]
+        conn.execute(sa.text("INSERT INTO catalog.simbad_type (otype, class, agg_class, kind) "
+                             "VALUES (:o, :c, :a, :k)"), rows)
+    missing = "" if not stashed else (
+        f" AND NOT EXISTS (SELECT 1 FROM {STASH_RESULT} x "
+        "WHERE x.source_id = r.source_id AND x.valid_from = r.valid_from)")
+    op.execute(f"""
+UPDATE catalog.source_result r SET
+    simbad_otype = m.otype,
+    simbad_class = CASE WHEN m.kind = 'reference' THEN m.class END,
+    adopted_class = CASE WHEN m.kind = 'reference' THEN m.class
+                         WHEN m.kind = 'unlabeled' THEN r.soft_class END,
+    label_origin = CASE WHEN m.kind = 'reference' THEN 'simbad'
+                        WHEN m.kind = 'unlabeled' AND r.soft_class IS NOT NULL THEN 'model' END
+FROM (SELECT s.source_id, nullif(btrim(sm.otype), '') AS otype, t.class,
+             CASE WHEN nullif(btrim(sm.otype), '') IS NULL THEN 'unlabeled'
+                  ELSE coalesce(t.kind, 'other') END AS kind
+      FROM catalog.csc_source s
+      LEFT JOIN catalog.simbad_match sm ON sm.source_id = s.source_id
+      LEFT JOIN catalog.simbad_type t ON t.otype = btrim(sm.otype)) m
+WHERE m.source_id = r.source_id{missing}""")
+    op.execute(f"UPDATE catalog.source_result r SET agg_adopted_class = "
+               f"{_aggregate('r.adopted_class')} WHERE true{missing}")
+    if stashed:
+        sets = ", ".join(f"{c} = x.{c}" for c in ADDED)
+        op.execute(f"UPDATE catalog.source_result r SET {sets} FROM {STASH_RESULT} x "
+                   "WHERE x.source_id = r.source_id AND x.valid_from = r.valid_from")
+        op.execute(f"DROP TABLE {STASH_RESULT}")
+        op.execute(f"DROP TABLE {STASH_TYPE}")
+
+
 def downgrade() -> None:
+    # Keep what this downgrade drops, so that upgrading again restores it exactly.
+    op.execute(f"DROP TABLE IF EXISTS {STASH_RESULT}")
+    op.execute(f"DROP TABLE IF EXISTS {STASH_TYPE}")
+    op.execute(f"CREATE TABLE {STASH_RESULT} AS SELECT source_id, valid_from, "
+               f"{', '.join(ADDED)} FROM catalog.source_result")
+    op.execute(f"CREATE TABLE {STASH_TYPE} AS SELECT * FROM catalog.simbad_type")
+    for t in (STASH_RESULT, STASH_TYPE):
+        op.execute(f"COMMENT ON TABLE {t} IS 'kept by the downgrade of revision 0002 for "
+                   "its next upgrade to restore'")
     op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA catalog REVOKE SELECT ON TABLES FROM {READER}")
     op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA catalog FROM {READER}")
     op.execute(f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA catalog FROM {READER}")
