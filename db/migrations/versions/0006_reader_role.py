@@ -19,7 +19,7 @@ from alembic import op
 from db.reader import apply_grants
 
 revision: str = "0006_reader_role"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0004_change_tracking"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
