@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import grp
 import importlib.util
 import json
@@ -444,12 +445,16 @@ def _alive(pid: object, started: object) -> bool:
         return False
 
 
+try:  # loaded before any fork: the child may not import
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
 def _die_with_parent() -> None:
     """In the child: be killed when cscat dies (initdb must not outlive a killed command)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
 def _blocked_for(path: Path, pw: pwd.struct_passwd) -> Path | None:
