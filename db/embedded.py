@@ -243,12 +243,11 @@ class EmbeddedServer:
         finally:
             os.close(fd)
 
-    def _cluster_complete(self) -> bool:
-        """initdb got to the end: PG_VERSION, pg_control and the ``postgres`` database."""
-        return ((self.pgdata / "PG_VERSION").exists()
-                and (self.pgdata / "global" / "pg_control").exists()
-                and (self.pgdata / "postgresql.conf").exists()
-                and (self.pgdata / "base" / "5").is_dir())
+    def _is_cluster(self) -> bool:
+        """pgdata holds a cluster (maybe with data): never removed unless our own state says
+        its initdb did not finish."""
+        return all((self.pgdata / p).exists()
+                   for p in ("PG_VERSION", "global/pg_control", "postgresql.conf"))
 
     def _initdb(self) -> None:
         """A new cluster; an interrupted earlier attempt is cleared first."""
@@ -297,10 +296,15 @@ class EmbeddedServer:
         """An initialised cluster whose password is known, whatever a crash left behind."""
         self.pwfile.unlink(missing_ok=True)  # a killed initdb's password file
         state = self._state()
-        if state.get("initdb") == "started" or not self._cluster_complete():
+        if state.get("initdb") == "started" or not self._is_cluster():
             self._initdb()
         elif not state.get("password"):
-            self._reset_password()
+            try:
+                self._reset_password()
+            except EmbeddedServerError as e:
+                raise EmbeddedServerError(
+                    f"{self.state_file} is missing or damaged and a new password could not be "
+                    f"set ({e}); if {self.pgdata} holds nothing you need, remove it") from None
 
     def _reap_leftovers(self) -> None:
         """Processes of a crashed cluster (orphaned backends still hold its port and shared
