@@ -2,16 +2,23 @@
 
 Layout of ``data_dir``::
 
-    pgdata/          the cluster (owned by the server's system user)
-    server.json      port, user and password of the cluster (mode 0600)
-    clients.json     pids of cscat processes using the server
+    pgdata/          the cluster (owned by the server's system user, 0700)
+    server.json      port, superuser and reader passwords, initdb progress (mode 0600)
+    clients.json     cscat processes using the server: pid and process start time
     keep-running     present after ``cscat db start``: nobody stops the server but ``db stop``
     .lock            serialises start and stop between processes
 
 A process calls :func:`acquire`; the server is started unless it already runs (then it is
 reused). When the last process using it exits, the server stops, unless ``keep-running``
 says otherwise. As root the server runs as the system user ``cscat_pg``, because
-PostgreSQL refuses to run as root.
+PostgreSQL refuses to run as root; it reaches pgdata through an inherited directory
+descriptor, so no directory above it is opened to other users.
+
+Crash safety: state files are replaced atomically (temp, fsync, rename); ``server.json``
+marks an initdb as started before it runs, so a killed first start is redone; a lost password
+is reset in single-user mode; a client entry counts only while its pid has the same start
+time; a crashed server's orphaned processes and stale pid file are cleared before a restart
+on the same port.
 """
 
 from __future__ import annotations
@@ -206,7 +213,7 @@ class EmbeddedServer:
         """Let the unprivileged server user read the binaries and own the cluster.
 
         No directory above the install or the data directory is opened to others: the
-        server reaches its cluster through a directory descriptor (``_pgdata_arg``).
+        server reaches its cluster through a directory descriptor (:meth:`_pg`).
         """
         pw = _ensure_system_user(ROOT_RUN_AS)
         install = _install_dir()
