@@ -2,22 +2,30 @@
 
 Layout of ``data_dir``::
 
-    pgdata/          the cluster (owned by the server's system user)
-    server.json      port, user and password of the cluster (mode 0600)
-    clients.json     pids of cscat processes using the server
+    pgdata/          the cluster (owned by the server's system user, 0700)
+    server.json      port, superuser and reader passwords, initdb progress (mode 0600)
+    clients.json     cscat processes using the server: pid and process start time
     keep-running     present after ``cscat db start``: nobody stops the server but ``db stop``
     .lock            serialises start and stop between processes
 
 A process calls :func:`acquire`; the server is started unless it already runs (then it is
 reused). When the last process using it exits, the server stops, unless ``keep-running``
 says otherwise. As root the server runs as the system user ``cscat_pg``, because
-PostgreSQL refuses to run as root.
+PostgreSQL refuses to run as root; it reaches pgdata through an inherited directory
+descriptor, so no directory above it is opened to other users.
+
+Crash safety: state files are replaced atomically (temp, fsync, rename); ``server.json``
+marks an initdb as started before it runs, so a killed first start is redone; a lost password
+is reset in single-user mode; a client entry counts only while its pid has the same start
+time; a crashed server's orphaned processes and stale pid file are cleared before a restart
+on the same port.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import grp
 import importlib.util
 import json
@@ -205,7 +213,7 @@ class EmbeddedServer:
         """Let the unprivileged server user read the binaries and own the cluster.
 
         No directory above the install or the data directory is opened to others: the
-        server reaches its cluster through a directory descriptor (``_pgdata_arg``).
+        server reaches its cluster through a directory descriptor (:meth:`_pg`).
         """
         pw = _ensure_system_user(ROOT_RUN_AS)
         install = _install_dir()
@@ -242,12 +250,11 @@ class EmbeddedServer:
         finally:
             os.close(fd)
 
-    def _cluster_complete(self) -> bool:
-        """initdb got to the end: PG_VERSION, pg_control and the ``postgres`` database."""
-        return ((self.pgdata / "PG_VERSION").exists()
-                and (self.pgdata / "global" / "pg_control").exists()
-                and (self.pgdata / "postgresql.conf").exists()
-                and (self.pgdata / "base" / "5").is_dir())
+    def _is_cluster(self) -> bool:
+        """pgdata holds a cluster (maybe with data): never removed unless our own state says
+        its initdb did not finish."""
+        return all((self.pgdata / p).exists()
+                   for p in ("PG_VERSION", "global/pg_control", "postgresql.conf"))
 
     def _initdb(self) -> None:
         """A new cluster; an interrupted earlier attempt is cleared first."""
@@ -296,10 +303,15 @@ class EmbeddedServer:
         """An initialised cluster whose password is known, whatever a crash left behind."""
         self.pwfile.unlink(missing_ok=True)  # a killed initdb's password file
         state = self._state()
-        if state.get("initdb") == "started" or not self._cluster_complete():
+        if state.get("initdb") == "started" or not self._is_cluster():
             self._initdb()
         elif not state.get("password"):
-            self._reset_password()
+            try:
+                self._reset_password()
+            except EmbeddedServerError as e:
+                raise EmbeddedServerError(
+                    f"{self.state_file} is missing or damaged and a new password could not be "
+                    f"set ({e}); if {self.pgdata} holds nothing you need, remove it") from None
 
     def _reap_leftovers(self) -> None:
         """Processes of a crashed cluster (orphaned backends still hold its port and shared
@@ -444,12 +456,16 @@ def _alive(pid: object, started: object) -> bool:
         return False
 
 
+try:  # loaded before any fork: the child may not import
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
 def _die_with_parent() -> None:
     """In the child: be killed when cscat dies (initdb must not outlive a killed command)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
 def _blocked_for(path: Path, pw: pwd.struct_passwd) -> Path | None:

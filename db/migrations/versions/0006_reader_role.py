@@ -31,8 +31,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Back to 0002's grants (everything in catalog, no login).
-    op.execute(f"ALTER ROLE {READER} NOLOGIN PASSWORD NULL")
+    # Back to 0002's grants (everything in catalog). The login stays: it is the cluster's, not
+    # this database's, and cscat sets it up itself.
     op.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA catalog TO {READER}")
     op.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA catalog TO {READER}")
     op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA catalog GRANT SELECT ON TABLES TO {READER}")
