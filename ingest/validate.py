@@ -93,14 +93,14 @@ def validate_detections(df: pd.DataFrame) -> Validation:
         reasons[at.index] = (at + "; " + reasons[at.index]).str.removesuffix("; ")
     bad = reasons != ""
     row = pd.Series(df.index + 1, index=df.index)
-    shown = {c: printable(df[c]) if c in df.columns else pd.Series("?", index=df.index)
-             for c in ("name", "obsid")}
-    key = {c: frame[c] for c in DETECTION_KEY}
-    rejected = pd.DataFrame({"row": row, "name": shown["name"], **key,
-                             "reason": reasons})[bad]
+    shown = {c: printable(df.loc[bad, c]) if c in df.columns
+             else pd.Series("?", index=df.index[bad], dtype="string") for c in ("name", "obsid")}
+    key = {c: frame.loc[bad, c] for c in DETECTION_KEY}
+    rejected = pd.DataFrame({"row": row[bad], "name": shown["name"], **key,
+                             "reason": reasons[bad]})
     rejected["message"] = ("row " + rejected["row"].astype("string") + " ("
                            + rejected["name"] + ", obsid "
-                           + shown["obsid"][bad] + "): " + rejected["reason"])
+                           + shown["obsid"] + "): " + rejected["reason"])
     good = frame[~bad]
     dup = good.duplicated(["name", *DETECTION_KEY], keep="first")
     good = good[~dup]
