@@ -120,6 +120,10 @@ def validate_simbad(df: pd.DataFrame, radius_arcsec: float = 1.0) -> Validation:
     otype = df["otype"].astype("string").str.strip().replace("", pd.NA)
     sep = pd.to_numeric(df["separation_arcsec"], errors="coerce")
     _add(reasons, main_id.notna() & otype.isna(), "otype missing for a match")
+    for col, vals in (("main_id", main_id), ("otype", otype)):
+        ctrl = vals.str.contains(r"[\x00-\x1f\x7f]", regex=True).fillna(False)
+        _add(reasons, ctrl, lambda c=col, v=vals: c + " " + printable(v, quote=True)
+             + " contains a control character")
     _add(reasons, main_id.notna() & (sep.isna() | (sep < 0) | (sep > radius_arcsec)),
          "separation_arcsec=" + sep.astype(str) + f" outside [0, {radius_arcsec:g}]")
     reasons = reasons.str.removeprefix("; ")
