@@ -118,6 +118,8 @@ def _text(col: Column, raw: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     if raw.dtype == object and len(raw):
         raw = raw.map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
     s = raw.astype("string").str.strip().replace("", pd.NA)
+    if col.choices is not None or col.name == "name":
+        return s, None  # its own rule (choices, the name pattern) refuses control characters
     ctrl = s.str.contains(_CONTROL, regex=True).fillna(False)
     if not ctrl.any():
         return s, None

@@ -65,7 +65,8 @@ class QueryError(ValueError):
 
 
 #: Fault modes of ``FakeServices.fail``.
-FAULT_MODES = ("status", "truncate", "malformed", "drift", "overflow", "error", "close")
+FAULT_MODES = ("status", "slow", "truncate", "malformed", "drift", "overflow", "error",
+               "close")
 
 
 @dataclass
@@ -76,7 +77,8 @@ class Failure:
     (the real answer cut in half), ``malformed`` (not XML), ``drift`` (the real answer with
     its last column dropped and ``obsid`` renamed, as after a schema change), ``overflow``
     (QUERY_STATUS OVERFLOW with half the rows), ``error`` (HTTP 200 with QUERY_STATUS ERROR),
-    ``close`` (the connection dropped without an answer). ``hang`` seconds first.
+    ``close`` (the connection dropped without an answer), ``slow`` (the real answer, late).
+    ``hang`` seconds first.
     """
 
     after: int = 0
@@ -384,7 +386,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
         else:
             status, body, df = answer()
-            if f.mode == "truncate":
+            if f.mode == "slow":
+                self._send(status, body)
+            elif f.mode == "truncate":
                 self._send(status, body[:len(body) // 2])
             else:  # drift
                 df = df.iloc[:, :-1].rename(columns={"obsid": "obs_id"})

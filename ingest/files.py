@@ -230,7 +230,11 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     else:
         from astropy.table import Table
 
-        t = Table.from_pandas(df.astype({c: str for c in df.columns
-                                         if pd.api.types.is_string_dtype(df[c])}))
+        text = [c for c in df.columns if pd.api.types.is_string_dtype(df[c])]
+        t = Table.from_pandas(df.drop(columns=text))
+        for c in text:  # FITS text is bytes: UTF-8, so non-ASCII survives
+            t[c] = np.char.encode(df[c].astype("string").fillna("").to_numpy(dtype=str),
+                                  "utf-8")
+        t = t[list(df.columns)]
         t.write(path, format="fits", overwrite=True)
     return path

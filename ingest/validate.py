@@ -93,14 +93,14 @@ def validate_detections(df: pd.DataFrame) -> Validation:
         reasons[at.index] = (at + "; " + reasons[at.index]).str.removesuffix("; ")
     bad = reasons != ""
     row = pd.Series(df.index + 1, index=df.index)
-    shown = {c: printable(df[c]) if c in df.columns else pd.Series("?", index=df.index)
-             for c in ("name", "obsid")}
-    key = {c: frame[c] for c in DETECTION_KEY}
-    rejected = pd.DataFrame({"row": row, "name": shown["name"], **key,
-                             "reason": reasons})[bad]
+    shown = {c: printable(df.loc[bad, c]) if c in df.columns
+             else pd.Series("?", index=df.index[bad], dtype="string") for c in ("name", "obsid")}
+    key = {c: frame.loc[bad, c] for c in DETECTION_KEY}
+    rejected = pd.DataFrame({"row": row[bad], "name": shown["name"], **key,
+                             "reason": reasons[bad]})
     rejected["message"] = ("row " + rejected["row"].astype("string") + " ("
                            + rejected["name"] + ", obsid "
-                           + shown["obsid"][bad] + "): " + rejected["reason"])
+                           + shown["obsid"] + "): " + rejected["reason"])
     good = frame[~bad]
     dup = good.duplicated(["name", *DETECTION_KEY], keep="first")
     good = good[~dup]
@@ -120,6 +120,10 @@ def validate_simbad(df: pd.DataFrame, radius_arcsec: float = 1.0) -> Validation:
     otype = df["otype"].astype("string").str.strip().replace("", pd.NA)
     sep = pd.to_numeric(df["separation_arcsec"], errors="coerce")
     _add(reasons, main_id.notna() & otype.isna(), "otype missing for a match")
+    for col, vals in (("main_id", main_id), ("otype", otype)):
+        ctrl = vals.str.contains(r"[\x00-\x1f\x7f]", regex=True).fillna(False)
+        _add(reasons, ctrl, lambda c=col, v=vals: c + " " + printable(v, quote=True)
+             + " contains a control character")
     _add(reasons, main_id.notna() & (sep.isna() | (sep < 0) | (sep > radius_arcsec)),
          "separation_arcsec=" + sep.astype(str) + f" outside [0, {radius_arcsec:g}]")
     reasons = reasons.str.removeprefix("; ")

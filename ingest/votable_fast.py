@@ -25,6 +25,11 @@ def _column(s: pd.Series) -> tuple[str, np.ndarray, np.ndarray, str]:
     if pd.api.types.is_float_dtype(s.dtype):
         return 'datatype="double"', s.to_numpy(np.float64).astype(">f8"), null, ">f8"
     text = s.astype("string").fillna("").to_numpy(dtype=object).astype(str)
+    if not all(t.isascii() for t in text):  # char is ASCII: others as unicodeChar (UCS-2)
+        enc = np.char.encode(text, "utf-16-be")
+        width = max(2, enc.dtype.itemsize + enc.dtype.itemsize % 2)
+        return (f'datatype="unicodeChar" arraysize="{width // 2}"', enc.astype(f"S{width}"),
+                null, f"S{width}")
     enc = np.char.encode(text, "utf-8")
     width = max(1, enc.dtype.itemsize)
     return f'datatype="char" arraysize="{width}"', enc.astype(f"S{width}"), null, f"S{width}"

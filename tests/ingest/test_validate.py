@@ -65,3 +65,11 @@ def test_validate_simbad(sample):
     assert v.rejected["row"].tolist() == [1, 2]
     assert "outside [0, 1]" in v.rejected["reason"][0]
     assert len(v.good) == len(df) - 2
+
+
+def test_simbad_control_characters_are_rejected(sample):
+    df = sample.simbad.copy()
+    df.loc[0, ["main_id", "otype", "separation_arcsec"]] = ["M 31\x00", "Galaxy", 0.1]
+    v = validate_simbad(df)
+    assert v.rejected["row"].tolist() == [1]
+    assert v.rejected["reason"][0] == "main_id 'M 31\\x00' contains a control character"
