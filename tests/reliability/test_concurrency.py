@@ -137,4 +137,7 @@ def test_writers_at_once_with_a_reader(lab, round_, record):
                               f"{harness.error_line(final.get('err', ''))}")))
     print(f"{len(WRITERS)} writers + reader: {t.s:.1f} s, reader {reader.get('snapshots')} "
           f"snapshots over versions {reader.get('versions')}")
+    for argv, job in zip(WRITERS, done[1:], strict=True):
+        print(f"  cscat {' '.join(argv)}: exit {job['exit_code']} after {job['elapsed_s']:.1f} s"
+              + (f": {harness.error_line(job.get('err', ''))}" if job["exit_code"] else ""))
     assert all(held)
