@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from pathlib import Path
 
 import harness
@@ -97,16 +96,6 @@ def lab(pg_server, db_url, tmp_path_factory) -> Lab:
     return Lab(pg_server, tmp_path_factory.mktemp("crash"))
 
 
-def _kind(problem: str) -> str:
-    return re.sub(r"\d+", "N", problem)
-
-
-def new_problems(found: list[str], *baselines: list[str]) -> list[str]:
-    """``found`` less the kinds of problem the uninterrupted run has too."""
-    known = {_kind(p) for b in baselines for p in b}
-    return [p for p in found if _kind(p) not in known]
-
-
 @pytest.fixture(scope="module")
 def kills(lab) -> list[dict]:
     return lab.schedule(N_KILLS * harness.SOAK, SEED)
@@ -127,7 +116,7 @@ def test_sigkill_then_rerun(lab, kills, k, record):
     gone = harness.wait_children_gone(engine)
     problems = ([] if gone else ["the killed run's connections stay open"]) + \
         harness.check_catalog(engine)
-    problems = new_problems(problems, lab.baseline[i], lab.baseline[i + 1])
+    problems = harness.new_problems(problems, lab.baseline[i], lab.baseline[i + 1])
     held_after_kill = record(AREA, f"killed {where}: catalog intact, lock free",
                              not problems, "; ".join(problems))
     rerun = lab.server.run(url, [cmd])
@@ -139,7 +128,7 @@ def test_sigkill_then_rerun(lab, kills, k, record):
         if differ else "")
     held_rerun = record(AREA, f"rerun after kill {where} ends equal to an uninterrupted run",
                         ok_rerun and not differ, detail)
-    after = new_problems(harness.check_catalog(engine), lab.baseline[i + 1]) + \
+    after = harness.new_problems(harness.check_catalog(engine), lab.baseline[i + 1]) + \
         harness.leftovers(engine)
     held_left = record(AREA, f"nothing left behind after the rerun of kill {where}",
                        not after, "; ".join(after))
