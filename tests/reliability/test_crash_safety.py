@@ -59,6 +59,8 @@ class Lab:
         #: What the oracle finds wrong after each uninterrupted command (a defect of its
         #: own, recorded once; a kill must not add to it).
         self.baseline = [harness.check_catalog(self.engine(db)) for db in self.states]
+        #: (kill label, whether the child was really killed) of the trials run so far.
+        self.done: list[tuple[str, bool]] = []
 
     def url(self, db: str) -> str:
         return self.info.url("postgresql+psycopg", db)
@@ -113,6 +115,7 @@ def test_sigkill_then_rerun(lab, kills, k, record):
     out = lab.server.run(url, [cmd], kill=trial.get("kill"),
                          kill_after_s=trial.get("kill_after_s"))
     assert out["killed"] or out["exit_code"] == 0, out  # a run that was not killed completes
+    lab.done.append((where, bool(out["killed"])))
     gone = harness.wait_children_gone(engine)
     problems = ([] if gone else ["the killed run's connections stay open"]) + \
         harness.check_catalog(engine)
@@ -145,7 +148,11 @@ def test_the_uninterrupted_run_passes_the_oracle(lab, state, record):
 
 
 def test_at_least_20_kill_points_were_hit(lab, kills):
-    """The schedule kills at ≥ 20 points per run (timed kills that came too late excepted:
-    they are reruns of an uninterrupted command, still checked above)."""
-    assert len(kills) >= 20
-    assert sum("kill" in t for t in kills) >= 10
+    """The children were really killed at ≥ 20 points of the run (a timed kill that came
+    after the command had ended is a rerun of an uninterrupted command, still checked)."""
+    if len(lab.done) < len(kills):
+        pytest.skip("not every kill of the schedule was run (-k?)")
+    killed = sum(k for _, k in lab.done)
+    print(f"{killed} of {len(kills)} scheduled kills hit the running pipeline")
+    assert killed >= 20 * harness.SOAK - sum("kill_after_s" in t for t in kills)
+    assert killed >= min(20, len(kills))
