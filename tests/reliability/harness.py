@@ -37,7 +37,6 @@ CHUNK_OBSIDS = 25
 COMMANDS: dict[str, dict] = {
     "update1": {"until": EPOCH1, "simbad_epoch": 1, "refresh_days": None, "refit": "auto"},
     "update2": {"until": None, "simbad_epoch": 2, "refresh_days": 0, "refit": "never"},
-    "refit": {"refit": "always"},
 }
 #: The commands of one run, in order.
 COMMANDS_RUN = ["update1", "update2"]
@@ -117,17 +116,13 @@ def run_command(engine, sample, name: str) -> dict:
     settings = Settings(n_components=6, random_state=42)
     out: dict = {}
     with store.update_lock(engine, wait=True):
-        if "until" in spec:
-            csc = SampleCsc(sample, chunk_size=CHUNK_OBSIDS)
-            out["csc"] = ingest.ingest_csc(engine, csc, until=spec["until"]).new_detections
-            ingest.ingest_simbad(engine, SampleSimbad(sample, spec["simbad_epoch"]),
-                                 refresh_days=spec["refresh_days"])
-        do_refit = spec["refit"] == "always" or (
-            spec["refit"] == "auto" and classify.needs_refit(engine, settings)[0])
+        csc = SampleCsc(sample, chunk_size=CHUNK_OBSIDS)
+        out["csc"] = ingest.ingest_csc(engine, csc, until=spec["until"]).new_detections
+        ingest.ingest_simbad(engine, SampleSimbad(sample, spec["simbad_epoch"]),
+                             refresh_days=spec["refresh_days"])
+        do_refit = spec["refit"] == "auto" and classify.needs_refit(engine, settings)[0]
         fitted = classify.refit(engine, settings) if do_refit else None
         promote = fitted.model_id if fitted and fitted.promote else None
-        if spec["refit"] == "always" and promote is None:
-            return out
         release = classify.publish(engine, settings, promote=promote)
         out["release"] = release.catalog_version if release else None
     return out

@@ -4,7 +4,7 @@ blocks the next run, and rerunning the killed command ends equal (digest of ever
 schema ``catalog``) to an uninterrupted run on the same input.
 
 A run is ``update1`` (epoch 1: ingest until 2014, SIMBAD, fit, publish) then ``update2``
-(the rest, a SIMBAD snapshot with changed types, refit by policy, publish), each run as
+(the rest, a SIMBAD snapshot with changed types, reapply the model, publish), each run as
 ``cscat update`` runs it, in a child forked by ``harness.ForkServer``. The schedule is drawn
 from ``CSCAT_RELIABILITY_SEED`` (default below): a command, then either one of the points
 the uninterrupted run passed through (after a pipeline function, or just before or after
