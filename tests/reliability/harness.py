@@ -37,7 +37,6 @@ CHUNK_OBSIDS = 25
 COMMANDS: dict[str, dict] = {
     "update1": {"until": EPOCH1, "simbad_epoch": 1, "refresh_days": None, "refit": "auto"},
     "update2": {"until": None, "simbad_epoch": 2, "refresh_days": 0, "refit": "never"},
-    "refit": {"refit": "always"},
 }
 #: The commands of one run, in order.
 COMMANDS_RUN = ["update1", "update2"]
@@ -117,17 +116,13 @@ def run_command(engine, sample, name: str) -> dict:
     settings = Settings(n_components=6, random_state=42)
     out: dict = {}
     with store.update_lock(engine, wait=True):
-        if "until" in spec:
-            csc = SampleCsc(sample, chunk_size=CHUNK_OBSIDS)
-            out["csc"] = ingest.ingest_csc(engine, csc, until=spec["until"]).new_detections
-            ingest.ingest_simbad(engine, SampleSimbad(sample, spec["simbad_epoch"]),
-                                 refresh_days=spec["refresh_days"])
-        do_refit = spec["refit"] == "always" or (
-            spec["refit"] == "auto" and classify.needs_refit(engine, settings)[0])
+        csc = SampleCsc(sample, chunk_size=CHUNK_OBSIDS)
+        out["csc"] = ingest.ingest_csc(engine, csc, until=spec["until"]).new_detections
+        ingest.ingest_simbad(engine, SampleSimbad(sample, spec["simbad_epoch"]),
+                             refresh_days=spec["refresh_days"])
+        do_refit = spec["refit"] == "auto" and classify.needs_refit(engine, settings)[0]
         fitted = classify.refit(engine, settings) if do_refit else None
         promote = fitted.model_id if fitted and fitted.promote else None
-        if spec["refit"] == "always" and promote is None:
-            return out
         release = classify.publish(engine, settings, promote=promote)
         out["release"] = release.catalog_version if release else None
     return out
@@ -485,7 +480,8 @@ dm AS (SELECT dr.source_id, p.i, avg(p.x) AS m FROM dr,
 sm AS (SELECT sr.source_id, p.i, p.x FROM sr, unnest(sr.prob_mean) WITH ORDINALITY p(x, i))
 SELECT
   (SELECT count(*) FROM n FULL JOIN sr USING (source_id)
-     WHERE n.source_id IS NULL OR sr.source_id IS NULL OR n.n <> sr.n_detections),
+     WHERE n.source_id IS NULL OR sr.source_id IS NULL),
+  (SELECT count(*) FROM n JOIN sr USING (source_id) WHERE n.n <> sr.n_detections),
   (SELECT count(*) FROM dm FULL JOIN sm USING (source_id, i)
      WHERE dm.m IS NULL OR sm.x IS NULL OR abs(dm.m - sm.x) > 1e-9)
 """
@@ -536,13 +532,15 @@ def snapshot_problems(conn, version: int | None = None) -> list[str]:
     v = version if version is not None else conn.execute(
         text("SELECT max(release_id) FROM catalog.release")).scalar_one()
     if v is not None:
-        bad_n, bad_mean = conn.execute(text(CONSISTENCY_AT_VERSION), {"v": v}).one()
-        if bad_n:
-            found.append(f"version {v}: {bad_n} sources whose result does not match "
-                         "their detection results (missing or n_detections)")
-        if bad_mean:
-            found.append(f"version {v}: {bad_mean} mean probabilities differ from the "
-                         "mean of the detection results")
+        missing, bad_n, bad_mean = conn.execute(text(CONSISTENCY_AT_VERSION), {"v": v}).one()
+        for n, what in [(missing, "sources with detection results but no source result, "
+                                  "or the reverse"),
+                        (bad_n, "sources whose n_detections is not their number of "
+                                "classified detections"),
+                        (bad_mean, "mean probabilities that are not the mean of the "
+                                   "detection results")]:
+            if n:
+                found.append(f"{what} ({n} at version {v})")
     found += [f"integrity: {k} ({n})" for k, n in integrity.problems(conn).items()]
     return found
 
@@ -560,10 +558,25 @@ def error_line(stderr: str) -> str:
 
 
 def problem_kind(problem: str) -> str:
-    """A problem without its numbers (to tell a new problem from one already there)."""
+    """A problem without its figures: the text before `` (``."""
+    return problem.split(" (", 1)[0]
+
+
+def _problem_count(problem: str) -> int:
     import re
 
-    return re.sub(r"\d+", "N", problem)
+    found = re.search(r"\((\d+)", problem)
+    return int(found.group(1)) if found else 1
+
+
+def new_problems(found: list[str], *baselines: list[str]) -> list[str]:
+    """``found`` less what an uninterrupted run shows too: a problem of a kind the
+    baselines have, with no more rows than the most they have, is not new."""
+    known: dict[str, int] = {}
+    for p in (p for b in baselines for p in b):
+        known[problem_kind(p)] = max(known.get(problem_kind(p), 0), _problem_count(p))
+    return [p for p in found
+            if problem_kind(p) not in known or _problem_count(p) > known[problem_kind(p)]]
 
 
 def leftovers(engine) -> list[str]:

@@ -111,9 +111,8 @@ def test_writers_at_once_with_a_reader(lab, round_, record):
                            f"{len(WRITERS)} at once: completes or is refused with one line",
                            ok, detail or (f"refused: {words}" if job["exit_code"] else "")))
     reader = harness.json.loads(done[0].get("result") or "{}")
-    known = {harness.problem_kind(p) for p in baseline}
-    seen = {p: w for p, w in reader.get("problems", {}).items()
-            if harness.problem_kind(p) not in known}
+    found = reader.get("problems", {})
+    seen = {p: found[p] for p in harness.new_problems(list(found), baseline)}
     held.append(record(
         AREA, f"round {round_}: a reader sees only complete, consistent versions while "
         f"{len(WRITERS)} writers run", bool(reader.get("snapshots")) and not seen,
@@ -121,7 +120,7 @@ def test_writers_at_once_with_a_reader(lab, round_, record):
         + f" [{reader.get('snapshots')} snapshots, versions {reader.get('versions')}]"))
     with engine.connect() as conn:
         dupes = [name for name, sql in DUPLICATES.items() if conn.execute(text(sql)).first()]
-    after = [p for p in harness.check_catalog(engine) if harness.problem_kind(p) not in known]
+    after = harness.new_problems(harness.check_catalog(engine), baseline)
     held.append(record(AREA, f"round {round_}: no duplicate versions or rows, catalog "
                        "intact after the writers", not dupes and not after,
                        "; ".join(dupes + after)))
@@ -137,4 +136,7 @@ def test_writers_at_once_with_a_reader(lab, round_, record):
                               f"{harness.error_line(final.get('err', ''))}")))
     print(f"{len(WRITERS)} writers + reader: {t.s:.1f} s, reader {reader.get('snapshots')} "
           f"snapshots over versions {reader.get('versions')}")
+    for argv, job in zip(WRITERS, done[1:], strict=True):
+        print(f"  cscat {' '.join(argv)}: exit {job['exit_code']} after {job['elapsed_s']:.1f} s"
+              + (f": {harness.error_line(job.get('err', ''))}" if job["exit_code"] else ""))
     assert all(held)

@@ -139,8 +139,7 @@ def run_with_fault(lab: Lab, point: str, fault) -> dict:
 def after_fault(lab: Lab, case: str, before: tuple, record) -> list[bool]:
     """Nothing committed halfway, then the next run recovers and ends equal."""
     engine = lab.engine()
-    problems = [p for p in harness.check_catalog(engine)
-                if harness.problem_kind(p) not in {harness.problem_kind(b) for b in lab.baseline}]
+    problems = harness.new_problems(harness.check_catalog(engine), lab.baseline)
     now = counts(engine)
     if now != before:
         problems.append(f"versions/results went from {before} to {now}")
