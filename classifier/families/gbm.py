@@ -1,9 +1,10 @@
 """gbm: a gradient-boosting baseline (scikit-learn HistGradientBoostingClassifier).
 
 Missing features are handled natively (NaN). Calibration: temperature scaling of the raw
-scores, the temperature fitted by minimising the log loss of out-of-fold scores
-(``calibration_folds`` stratified folds of the training rows); the final model is fitted on
-all training rows and its scores divided by the stored ``temperature_``.
+scores. A booster fitted on a stratified ``1 - calibration_fraction`` of the training rows
+scores the rest, the temperature minimising the log loss of those held-out scores is stored
+(``temperature_``), and the final booster, fitted on all training rows, has its scores
+divided by it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import train_test_split
 
 from .base import Family, softmax
 
@@ -42,7 +43,7 @@ class GBM(Family):
 
     Parameters: ``feature_set`` (name in :data:`FEATURE_SETS`), the booster's
     ``max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization``,
-    ``class_weight`` (None or "balanced"), ``calibrate`` (bool), ``calibration_folds``,
+    ``class_weight`` (None or "balanced"), ``calibrate`` (bool), ``calibration_fraction``,
     ``random_state``.
 
     Fitted: ``classes_, features_, model_`` (the booster), ``temperature_`` (1.0 when not
@@ -56,14 +57,14 @@ class GBM(Family):
     def __init__(
         self,
         feature_set: str = "mw_plus",
-        max_iter: int = 300,
-        learning_rate: float = 0.05,
+        max_iter: int = 200,
+        learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
         min_samples_leaf: int = 20,
         l2_regularization: float = 0.0,
         class_weight: str | None = None,
         calibrate: bool = True,
-        calibration_folds: int = 3,
+        calibration_fraction: float = 0.25,
         random_state: int | None = 42,
     ) -> None:
         self.feature_set = feature_set
@@ -74,7 +75,7 @@ class GBM(Family):
         self.l2_regularization = l2_regularization
         self.class_weight = class_weight
         self.calibrate = calibrate
-        self.calibration_folds = calibration_folds
+        self.calibration_fraction = calibration_fraction
         self.random_state = random_state
 
     def _booster(self) -> HistGradientBoostingClassifier:
@@ -91,17 +92,18 @@ class GBM(Family):
 
     def _fit_arrays(self, F: np.ndarray, code: np.ndarray) -> None:
         self.temperature_ = 1.0
-        counts = np.bincount(code, minlength=len(self.classes_))
-        folds = min(int(self.calibration_folds), int(counts.min()))
-        if self.calibrate and folds >= 2:
-            oof = np.empty((len(F), len(self.classes_)))
-            skf = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-            for tr, te in skf.split(F, code):
-                m = self._booster().fit(F[tr], code[tr])
-                s = np.full((len(te), len(self.classes_)), -1e3)  # class absent in fold
-                s[:, m.classes_] = _scores(m, F[te])
-                oof[te] = s
-            self.temperature_ = fit_temperature(oof, code)
+        C = len(self.classes_)
+        counts = np.bincount(code, minlength=C)
+        n_cal = int(len(F) * self.calibration_fraction)
+        if self.calibrate and counts.min() >= 2 and C <= n_cal < len(F) - C:
+            tr, te = train_test_split(
+                np.arange(len(F)), test_size=self.calibration_fraction,
+                random_state=self.random_state, stratify=code,
+            )  # fmt: skip
+            m = self._booster().fit(F[tr], code[tr])
+            s = np.full((len(te), C), -1e3)  # a class absent from the fit part
+            s[:, m.classes_] = _scores(m, F[te])
+            self.temperature_ = fit_temperature(s, code[te])
         self.model_ = self._booster().fit(F, code)
 
     def _predict_arrays(self, X: pd.DataFrame):
