@@ -1,8 +1,10 @@
-"""cscat classifier: the cluster-then-label method of Pérez-Díaz et al. (2024).
+"""cscat classifier: the cluster-then-label method of Pérez-Díaz et al. (2024) and the other
+classifier families (``FAMILIES``: ctl, muwclass, claxboi, gbm; ``save`` / ``load``).
 
 Pure numpy/pandas/scikit-learn; no database, no workflow engine.
 """
 
+from .families import DEFAULT_FAMILY, FAMILIES, load, save
 from .features import (
     DEFAULT_FEATURES,
     FEATURES_NO_NEWQ,
@@ -27,6 +29,10 @@ from .validation import PAPER_AGG_RECALL, format_report, validate
 from .voting import cohen_kappa, master_vote
 
 __all__ = [
+    "DEFAULT_FAMILY",
+    "FAMILIES",
+    "load",
+    "save",
     "AGGREGATION",
     "AGG_CLASSES",
     "CLASSES",

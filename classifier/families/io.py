@@ -1,0 +1,181 @@
+"""``save(model) -> bytes`` and ``load(bytes)`` for every family, without pickle.
+
+The bytes are a zip archive:
+
+* ``meta.json``: format, version, family name, constructor parameters and the JSON-valued
+  learned attributes (floats are written with ``repr`` precision, so they round-trip);
+* ``arrays.npz``: the numpy-array learned attributes (read with ``allow_pickle=False``);
+* ``estimators.skops``: the scikit-learn estimators (forest, booster), in skops' secure
+  format, loaded only if every type its schema names is in :data:`TRUSTED_TYPES` (an explicit
+  list; skops' own defaults are not relied on).
+
+``ctl`` is stored as its own JSON (``ClusterThenLabel.to_dict``) in ``model.json``.
+Loading never executes code from the archive; ``load(save(m))`` predicts bit-identically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+FORMAT = "cscat.classifier.family"
+VERSION = 1
+
+#: Types skops may build when loading (anything else is refused).
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        "builtins.dict", "builtins.list", "builtins.str", "builtins.tuple", "builtins.int",
+        "builtins.float", "builtins.bool", "builtins.slice",
+        "numpy.dtype", "numpy.float64", "numpy.int64", "numpy.uint64", "numpy.ndarray",
+        "numpy.random._generator.Generator", "numpy.random.mtrand.RandomState",
+        "sklearn.preprocessing._label.LabelEncoder",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+        "HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn._loss.loss.HalfMultinomialLoss", "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn._loss._loss.CyHalfMultinomialLoss", "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn._loss.link.MultinomialLogit", "sklearn._loss.link.LogitLink",
+        "sklearn._loss.link.Interval",
+    }
+)  # fmt: skip
+
+
+def skops_types(raw: bytes) -> set[str]:
+    """Every ``module.class`` a skops file would build (read from its schema, not loaded)."""
+    found: set[str] = set()
+
+    def walk(o) -> None:
+        if isinstance(o, dict):
+            if "__module__" in o and "__class__" in o:
+                found.add(f"{o['__module__']}.{o['__class__']}")
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    try:
+        walk(json.loads(zipfile.ZipFile(io.BytesIO(raw)).read("schema.json")))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise ValueError(f"corrupt estimators in saved model ({e})") from None
+    return found
+
+
+
+def _registry() -> dict[str, type]:
+    from . import FAMILIES
+
+    return FAMILIES
+
+
+def _family_name(model) -> str:
+    for name, cls in _registry().items():
+        if type(model) is cls:
+            return name
+    raise TypeError(f"not a registered family: {type(model).__name__}")
+
+
+def _json_safe(v):
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, tuple):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, list):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    return v
+
+
+def _put(z: zipfile.ZipFile, name: str, data: bytes | str) -> None:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # stable bytes
+    info.compress_type = zipfile.ZIP_DEFLATED
+    z.writestr(info, data)
+
+
+def save(model) -> bytes:
+    """Serialise a fitted family model (see the module docstring)."""
+    name = _family_name(model)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        meta = {"format": FORMAT, "version": VERSION, "family": name}
+        if name == "ctl":
+            _put(z, "meta.json", json.dumps(meta))
+            _put(z, "model.json", json.dumps(model.to_dict()))
+        else:
+            _write_state(z, model, meta)
+    return buf.getvalue()
+
+
+def _write_state(z: zipfile.ZipFile, model, meta: dict) -> None:
+    model._check_fitted()
+    import skops.io as sio
+
+    arrays, estimators, values = {}, {}, {}
+    for attr in model._state:
+        v = getattr(model, attr)
+        if isinstance(v, np.ndarray):
+            arrays[attr] = v
+        elif isinstance(v, BaseEstimator):
+            estimators[attr] = v
+        else:
+            values[attr] = _json_safe(v)
+    meta["params"] = _json_safe(model.get_params())
+    meta["values"] = values
+    meta["arrays"] = sorted(arrays)
+    meta["estimators"] = sorted(estimators)
+    _put(z, "meta.json", json.dumps(meta))
+    a = io.BytesIO()
+    np.savez(a, **arrays)
+    _put(z, "arrays.npz", a.getvalue())
+    if estimators:
+        _put(z, "estimators.skops", sio.dumps(estimators))
+
+
+def load(data: bytes):
+    """Rebuild a model saved by :func:`save` (ValueError for anything else)."""
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+        meta = json.loads(z.read("meta.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise ValueError(f"not a saved cscat classifier model ({e})") from None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(
+            f"unsupported model format {meta.get('format')!r} version {meta.get('version')!r}"
+        )
+    reg = _registry()
+    name = meta.get("family")
+    if name not in reg:
+        raise ValueError(f"unknown family {name!r}; known: {', '.join(reg)}")
+    cls = reg[name]
+    if name == "ctl":
+        return cls.from_dict(json.loads(z.read("model.json")))
+    params = meta["params"]
+    model = cls(**params)
+    for k, v in meta["values"].items():
+        setattr(model, k, v)
+    with np.load(io.BytesIO(z.read("arrays.npz")), allow_pickle=False) as arrs:
+        for k in meta["arrays"]:
+            setattr(model, k, arrs[k])
+    if meta["estimators"]:
+        import skops.io as sio
+
+        raw = z.read("estimators.skops")
+        types = skops_types(raw)
+        bad = sorted(types - TRUSTED_TYPES)
+        if bad:
+            raise ValueError(f"saved model contains types that are not trusted: {bad}")
+        est = sio.loads(raw, trusted=sorted(types))
+        for k in meta["estimators"]:
+            setattr(model, k, est[k])
+    return model
