@@ -93,7 +93,8 @@ def validate_detections(df: pd.DataFrame) -> Validation:
         reasons[at.index] = (at + "; " + reasons[at.index]).str.removesuffix("; ")
     bad = reasons != ""
     row = pd.Series(df.index + 1, index=df.index)
-    shown = {c: printable(df.loc[bad, c]) if c in df.columns
+    shown = {c: printable(df.loc[bad, c].astype("string").str.strip().replace("", pd.NA))
+             if c in df.columns
              else pd.Series("?", index=df.index[bad], dtype="string") for c in ("name", "obsid")}
     key = {c: frame.loc[bad, c] for c in DETECTION_KEY}
     rejected = pd.DataFrame({"row": row[bad], "name": shown["name"], **key,
