@@ -29,7 +29,9 @@ from benchmarks.common import RESULTS, machine, row, table, with_target, write_j
 TARGET_S = 60.0
 
 
-def run(size: int, repeat: int, families: list[str], data: Path) -> list[dict]:
+def run(
+    size: int, repeat: int, families: list[str], data: Path, draws: int | None = None
+) -> list[dict]:
     import numpy as np
 
     from classifier.compare import PARAMS
@@ -42,7 +44,10 @@ def run(size: int, repeat: int, families: list[str], data: Path) -> list[dict]:
     rows = []
     for name in families:
         ds, X, y = ("csc21", X_csc, y_csc) if name == "ctl" else ("muwclass_td", X_mw, y_mw)
-        model = FAMILIES[name](**PARAMS[ds][name])
+        params = dict(PARAMS[ds][name])
+        if name == "muwclass" and draws is not None:
+            params["n_draws"] = draws
+        model = FAMILIES[name](**params)
         t0 = time.perf_counter()
         model.fit(X, y.astype("object").where(y.notna(), None))
         fit_s = time.perf_counter() - t0
@@ -71,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--draws", type=int, help="muwclass Monte Carlo draws (default: compare's)")
     ap.add_argument("--out", type=Path, default=RESULTS / "families.json")
     a = ap.parse_args(argv)
-    rows = run(a.size, a.repeat, [f for f in a.families.split(",") if f], a.data)
+    rows = run(a.size, a.repeat, [f for f in a.families.split(",") if f], a.data, a.draws)
     print()
     print(table(rows))
     write_json(a.out, {"machine": machine(), "figures": rows})

@@ -64,6 +64,7 @@ PARAMS: dict[str, dict[str, dict]] = {
             "feature_set": "mw_plus",
             "train_draws": 2,
             "class_weight": "balanced_subsample",
+            "n_draws": 10,
         },
         "claxboi": {"feature_set": "mw_plus"},
         "gbm": {"feature_set": "mw_plus"},

@@ -39,7 +39,7 @@ class Claxboi(Family):
     Parameters: ``feature_set``, ``n_bins``, ``category_weights`` (dict category -> weight,
     missing categories 1.0; None = all 1), ``alpha`` (weight of missing-value
     probabilities), ``prior`` ("train": labelled class fractions, "uniform", or a dict class
-    -> prior).
+    -> prior), ``chunk_size`` (rows at a time at prediction; bounds memory).
 
     Fitted: ``classes_, features_, categories_`` (names), ``feature_category_`` (index per
     feature), ``weights_`` (per category), ``edges_`` (d, n_bins+1), ``density_``
@@ -60,12 +60,14 @@ class Claxboi(Family):
         category_weights: dict[str, float] | None = None,
         alpha: float = 1.0,
         prior: str | dict = "train",
+        chunk_size: int = 50_000,
     ) -> None:
         self.feature_set = feature_set
         self.n_bins = n_bins
         self.category_weights = category_weights
         self.alpha = alpha
         self.prior = prior
+        self.chunk_size = chunk_size
 
     def _fit_arrays(self, F: np.ndarray, code: np.ndarray) -> None:
         fs = self.feature_set_
@@ -115,41 +117,48 @@ class Claxboi(Family):
         self.prior_ = prior / prior.sum()
 
     # --------------------------------------------------------------------- method
-    def likelihoods(self, F: np.ndarray) -> np.ndarray:
-        """L (n, C, d): interpolated histogram density of each value (1 where missing)."""
-        n, d = F.shape
+    def feature_likelihood(self, j: int, x: np.ndarray) -> np.ndarray:
+        """L (n, C) of feature ``j``'s values ``x``: the class histograms interpolated linearly
+        between bin centres (end values held up to the range's edges), 1 outside the range
+        and where ``x`` is missing."""
         C = len(self.classes_)
-        L = np.ones((n, C, d))
-        for j in range(d):
-            e = self.edges_[j]
-            if np.isnan(e).any():
-                continue
-            x = F[:, j]
-            centres = (e[:-1] + e[1:]) / 2
-            inside = (x >= e[0]) & (x <= e[-1])
-            for c in range(C):
-                L[inside, c, j] = np.interp(x[inside], centres, self.density_[c, j])
+        L = np.ones((len(x), C))
+        e = self.edges_[j]
+        if np.isnan(e).any():
+            return L
+        inside = (x >= e[0]) & (x <= e[-1])
+        xi = x[inside]
+        dens = self.density_[:, j, :]  # (C, nb)
+        nb = dens.shape[1]
+        if nb == 1:
+            L[inside] = dens[:, 0]
+            return L
+        centres = (e[:-1] + e[1:]) / 2
+        pos = np.clip(xi, centres[0], centres[-1])
+        i = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, nb - 2)
+        t = (pos - centres[i]) / (centres[i + 1] - centres[i])
+        L[inside] = (dens[:, i] * (1 - t) + dens[:, i + 1] * t).T
         return L
 
     def category_log_terms(self, F: np.ndarray) -> np.ndarray:
-        """log pbCat (n, C, K) of the module docstring."""
+        """log pbCat (n, C, K) of the module docstring (one feature at a time: O(n C K) memory)."""
         n, d = F.shape
         K = len(self.categories_)
         present = ~np.isnan(F)
-        L = self.likelihoods(F)
-        q = self.presence_[None, :, :]
-        with np.errstate(divide="ignore"):
-            term = np.where(
-                present[:, None, :], np.log(L) + np.log(q), self.alpha * np.log1p(-q)
-            )
         n_p = present.sum(axis=1).astype("float64")
-        n_m = d - n_p
-        denom = 2 * n_p + self.alpha * n_m  # (n,)
+        denom = 2 * n_p + self.alpha * (d - n_p)
         denom = np.where(denom > 0, denom, 1.0)
         out = np.zeros((n, len(self.classes_), K))
-        for k in range(K):
-            sel = self.feature_category_ == k
-            out[:, :, k] = term[:, :, sel].sum(axis=2) * (5 * self.weights_[k] / denom)[:, None]
+        with np.errstate(divide="ignore"):
+            logq, log1mq = np.log(self.presence_), np.log1p(-self.presence_)  # (C, d)
+        for j in range(d):
+            k = self.feature_category_[j]
+            pj = present[:, j]
+            with np.errstate(divide="ignore"):
+                term = np.log(self.feature_likelihood(j, F[:, j])) + logq[:, j]
+            term[~pj] = self.alpha * log1mq[:, j]
+            out[:, :, k] += term
+        out *= (5 * self.weights_[None, :] / denom[:, None])[:, None, :]
         return out
 
     def _predict_arrays(self, X: pd.DataFrame):
@@ -162,29 +171,39 @@ class Claxboi(Family):
         cls = np.array(self.classes_, dtype=object)
         alt_cols = {k: np.full(n, None, dtype=object) for k in self.categories_}
         marg = np.full((n, C, K), np.nan)
-        if ok.any():
-            lc = self.category_log_terms(F[ok])
-            logprior = np.log(self.prior_)
-            total = lc.sum(axis=2)
-            wsum = self.weights_.sum()
-            logcl = (8.0 / wsum) * total + logprior
-            Pok = softmax(logcl)
-            P[ok] = Pok
-            extras["outlier"][ok] = -logcl.max(axis=1) / LN10
-            extras["margin"][ok] = 2 * Pok.max(axis=1) - 1
-            best = logcl.argmax(axis=1)
-            rows = np.flatnonzero(ok)
-            for k, name in enumerate(self.categories_):
-                marg[ok, :, k] = softmax(lc[:, :, k])
-                rest = wsum - self.weights_[k]
-                if rest <= 0:
-                    continue
-                alt = ((8.0 / rest) * (total - lc[:, :, k]) + logprior).argmax(axis=1)
-                diff = alt != best
-                alt_cols[name][rows[diff]] = cls[alt[diff]]
+        for s0 in range(0, n, self.chunk_size):
+            sl = slice(s0, s0 + self.chunk_size)
+            self._predict_chunk(
+                F[sl], ok[sl], P[sl], marg[sl], extras["outlier"][sl], extras["margin"][sl],
+                {k: v[sl] for k, v in alt_cols.items()}, cls,
+            )  # fmt: skip
         for k, name in enumerate(self.categories_):
             for j, c in enumerate(self.classes_):
                 extras[f"p_{name}_{c}"] = marg[:, j, k]
         for name in self.categories_:
             extras[f"alt_without_{name}"] = pd.array(alt_cols[name], dtype="string")
         return P, reasons, pd.DataFrame(extras, index=X.index)
+
+    def _predict_chunk(self, F, ok, P, marg, outlier, margin, alts, cls) -> None:
+        """Fill the views ``P, marg, outlier, margin, alts`` for one chunk of rows."""
+        if not ok.any():
+            return
+        lc = self.category_log_terms(F[ok])
+        logprior = np.log(self.prior_)
+        total = lc.sum(axis=2)
+        wsum = self.weights_.sum()
+        logcl = (8.0 / wsum) * total + logprior
+        Pok = softmax(logcl)
+        P[ok] = Pok
+        outlier[ok] = -logcl.max(axis=1) / LN10
+        margin[ok] = 2 * Pok.max(axis=1) - 1
+        best = logcl.argmax(axis=1)
+        rows = np.flatnonzero(ok)
+        for k, name in enumerate(self.categories_):
+            marg[ok, :, k] = softmax(lc[:, :, k])
+            rest = wsum - self.weights_[k]
+            if rest <= 0:
+                continue
+            alt = ((8.0 / rest) * (total - lc[:, :, k]) + logprior).argmax(axis=1)
+            diff = alt != best
+            alts[name][rows[diff]] = cls[alt[diff]]
