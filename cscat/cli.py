@@ -133,32 +133,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int | None] = args.func
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args, func)
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run(args: argparse.Namespace, func: Callable[[argparse.Namespace], int | None]) -> int:
     for name in commands.PROGRESS_LOGGERS:  # progress of long steps (Prefect shows them)
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         commands.check_config()
         return func(args) or 0
-    except commands.UserError as e:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"cscat: error: {_one_line(commands.cause(e))}", file=sys.stderr)
-        return 2
     except Terminated:
-        print(f"cscat: terminated; {commands.interrupted_note()}", file=sys.stderr)
+        print(f"cscat: terminated: {commands.interrupted_note()}", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print(f"cscat: interrupted; {commands.interrupted_note()}", file=sys.stderr)
+        print(f"cscat: interrupted: {commands.interrupted_note()}", file=sys.stderr)
         return 130
     except Exception as e:
         if args.verbose:
             traceback.print_exc()
         cause = commands.cause(e)
+        if isinstance(cause, commands.UserError):
+            print(f"cscat: error: {_one_line(cause)}", file=sys.stderr)
+            return 2
         hint = "" if args.verbose else " (run with --verbose for the traceback)"
         print(f"cscat: error: {type(cause).__name__}: {_one_line(cause)}{hint}", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,8 +51,8 @@ def cause(e: BaseException) -> BaseException:
 
 def interrupted_note() -> str:
     """The one line after Ctrl-C / SIGTERM: what was kept."""
-    return ("stopped; no catalog version was half-written (each is one transaction), "
-            "ingest chunks already committed are kept and the next run resumes")
+    return ("no catalog version was half-written (each is one transaction); ingest chunks "
+            "already committed are kept and the next run resumes")
 
 
 def db_upgrade(args: argparse.Namespace) -> None:

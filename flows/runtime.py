@@ -112,14 +112,14 @@ def _healthy(url: str) -> bool:
 
 
 def stop_temporary_server() -> None:
-    """Stop the temporary server this process started (SIGTERM, then SIGKILL after 5 s)."""
+    """Stop the temporary server this process started (SIGTERM, then SIGKILL after 3 s)."""
     global _TEMP_SERVER
     proc, _TEMP_SERVER = _TEMP_SERVER, None
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=3)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import socket
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -11,7 +13,6 @@ from ingest.csc_tap import CscTapClient
 from ingest.errors import IngestError
 from ingest.sample import Sample, generate_sample
 from ingest.sample_source import SampleCsc, SampleSimbad
-from ingest.simbad import SimbadXMatch
 
 #: The bundled sample: size and seed of the generated catalog the demo and tests use.
 SAMPLE_SOURCES = 4000
@@ -39,6 +40,8 @@ def simbad_source(settings: Settings, source: str = "tap", epoch: int = 1):
         return SampleSimbad(sample(), epoch=epoch)
     if source == "tap":
         kw = {"url": settings.xmatch_url} if settings.xmatch_url else {}
+        with contextlib.redirect_stdout(io.StringIO()):  # astroquery prints about `regions`
+            from ingest.simbad import SimbadXMatch
         return SimbadXMatch(radius_arcsec=settings.simbad_radius_arcsec, **kw)
     raise ValueError(f"unknown data source {source!r}: expected 'tap' or 'sample'")
 
@@ -50,8 +53,8 @@ def csc_url(settings: Settings) -> str:
 
 def xmatch_url(settings: Settings) -> str:
     """The X-Match endpoint the settings name (astroquery's when unset)."""
-    from ingest.simbad import XMATCH_URL
-
+    with contextlib.redirect_stdout(io.StringIO()):  # astroquery prints about `regions`
+        from ingest.simbad import XMATCH_URL
     return settings.xmatch_url or XMATCH_URL
 
 
