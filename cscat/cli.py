@@ -144,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, func: Callable[[argparse.Namespace], int | None]) -> int:
+    commands.VERBOSE = args.verbose
     for name in commands.PROGRESS_LOGGERS:  # progress of long steps (Prefect shows them)
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:

@@ -27,6 +27,8 @@ UserError = (dbe.DatabaseError, EmbeddedServerError, queries.QueryError, Catalog
 
 #: Loggers whose INFO records are the progress of long steps (chunks, rows, fitting, …).
 PROGRESS_LOGGERS = ("pipeline", "ingest", "db")
+#: ``cscat --verbose``: tracebacks on the terminal (set by the CLI).
+VERBOSE = False
 
 
 def check_config() -> None:
@@ -131,7 +133,10 @@ def _flows():
         except RuntimeError as e:
             raise CliError(str(e)) from None
     from flows import catalog
+    from flows.runtime import quiet_tracebacks
 
+    if not VERBOSE:
+        quiet_tracebacks()
     return catalog
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 import socket
@@ -125,3 +126,20 @@ def stop_temporary_server() -> None:
         proc.wait(timeout=5)
     if os.environ.get("PREFECT_API_URL", "").startswith("http://127.0.0.1:"):
         os.environ.pop("PREFECT_API_URL", None)
+
+
+class _NoTraceback(logging.Filter):
+    """On the terminal, Prefect's failed-run records keep their line, not the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def quiet_tracebacks() -> None:
+    """Keep tracebacks off the terminal (``cscat --verbose`` leaves them): the root
+    logger's console handlers, where Prefect's run loggers propagate, drop them."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not any(
+                isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())

@@ -313,3 +313,22 @@ def test_a_lost_connection_is_shown_not_the_unlock_failure(record, catalog, db_u
     assert record("leftovers", "a lost connection is reported as lost, not as the unlock",
                   shown is not None and "connection was lost" in shown
                   and "advisory_unlock" not in shown, str(shown))
+
+
+def test_a_failing_service_is_one_line_without_traceback(record, catalog, db_url,
+                                                         prefect_api, tmp_path):
+    from ingest.fake_services import FakeServices
+    from ingest.sample import generate_sample
+
+    with FakeServices(generate_sample(200, seed=3)) as fake:
+        fake.fail(status=503, times=None, prefix="/tap")
+        env = _env(db_url, tmp_path, prefect_api)
+        env["CSCAT_CSC_TAP_URL"] = fake.tap_url
+        cmd = Command(["ingest", "csc"], env)
+        code = cmd.finish(timeout=300)
+    last = cmd.output.strip().splitlines()[-1]
+    assert record("messages", "a failing TAP service: exit 2 and one line naming it",
+                  code == 2 and last.startswith("cscat: error: CSC TAP ")
+                  and "503" in last, f"exit {code}: {last[:160]}")
+    assert record("messages", "a failing TAP service: no traceback without --verbose",
+                  "Traceback" not in cmd.output, cmd.output[-2000:])
