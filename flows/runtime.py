@@ -22,9 +22,9 @@ from db.settings import get_settings
 def configure_prefect() -> None:
     """Keep Prefect's state beside cscat's data, quiet and offline-friendly.
 
-    With no ``PREFECT_API_URL``, Prefect runs flows against a temporary local server whose
-    database lives in ``<data_dir>/prefect``. Set ``PREFECT_API_URL`` to use a Prefect
-    server (and workers) of your own.
+    With no ``PREFECT_API_URL``, cscat runs flows against a temporary local server
+    (:func:`start_temporary_server`) whose database lives in ``<data_dir>/prefect``. Set
+    ``PREFECT_API_URL`` to use a Prefect server (and workers) of your own.
     """
     home = get_settings().data_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
@@ -45,18 +45,22 @@ def configure_prefect() -> None:
 _TEMP_SERVER: subprocess.Popen | None = None
 
 
+#: prctl option: the signal a child gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent(parent: int) -> Callable[[], None]:
     """A ``preexec_fn``: the child gets SIGTERM when its parent dies, even by SIGKILL."""
+    libc = None
+    if sys.platform.startswith("linux"):  # loaded here: the child must not search for it
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
     def apply() -> None:
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc is not None:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
     return apply
-
-
-PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:
