@@ -3,17 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 
 from cscat import commands
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: ``cscat: error: ...`` (exit 2)."""
+
+    def error(self, message: str):  # noqa: D102
+        where = self.prog.partition(" ")[2]
+        self.exit(2, f"cscat: error: {where + ': ' if where else ''}{message} "
+                     f"(see `{self.prog} --help`)\n")
+
+
+def _date(value: str) -> str:
+    """``--until``: an ISO date, checked before anything starts."""
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date: expected YYYY-MM-DD, e.g. 2016-12-31") from None
+
+
+def _version() -> str:
+    try:
+        return version("cscat")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="cscat", description="A living classification catalog of Chandra X-ray sources."
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.add_argument("--version", action="version", version=f"cscat {_version()}")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show tracebacks and debug logs when something fails")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=_Parser)
 
     db = sub.add_parser("db", help="manage the database").add_subparsers(
         dest="db_command", required=True, metavar="ACTION")
@@ -38,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="load CSC detections or SIMBAD types").add_subparsers(
         dest="what", required=True, metavar="SOURCE")
     csc = ing.add_parser("csc", help="detections of CSC observations not ingested yet (TAP)")
-    csc.add_argument("--until", metavar="DATE", help="only observations started by DATE")
+    csc.add_argument("--until", metavar="DATE", type=_date,
+                     help="only observations started by DATE (YYYY-MM-DD)")
     simbad = ing.add_parser("simbad", help="crossmatch sources with SIMBAD (CDS X-Match)")
     simbad.add_argument("--refresh-days", type=float, default=None, metavar="N",
                         help="also re-crossmatch sources last matched more than N days ago")
@@ -54,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     ing_parser.set_defaults(func=commands.ingest)
 
     up = sub.add_parser("update", help="ingest, crossmatch, refit or reapply, publish")
-    up.add_argument("--until", metavar="DATE")
+    up.add_argument("--until", metavar="DATE", type=_date)
     up.add_argument("--refit", choices=["auto", "always", "never"], default="auto",
                     help="auto: by the configured policy (default)")
     up.add_argument("--source", choices=["tap", "sample"], default="tap")
@@ -81,19 +116,58 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as an interrupt (so a waiting query is cancelled
+    and every ``finally`` runs, as for Ctrl-C)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup must not be cut short
+    raise Terminated()
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 400 else text[:400] + "…"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int | None] = args.func
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return func(args) or 0
-    except commands.UserError as e:
-        print(f"cscat: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cscat: interrupted", file=sys.stderr)
-        return 130
+        return _run(args, func)
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
+
+def _run(args: argparse.Namespace, func: Callable[[argparse.Namespace], int | None]) -> int:
+    commands.VERBOSE = args.verbose
+    for name in commands.PROGRESS_LOGGERS:  # progress of long steps (Prefect shows them)
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        commands.check_config()
+        return func(args) or 0
+    except Terminated:
+        print(f"cscat: terminated: {commands.interrupted_note()}", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print(f"cscat: interrupted: {commands.interrupted_note()}", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.verbose:
+            traceback.print_exc()
+        cause = commands.cause(e)
+        if isinstance(cause, commands.UserError):
+            print(f"cscat: error: {_one_line(cause)}", file=sys.stderr)
+            return 2
+        hint = "" if args.verbose else " (run with --verbose for the traceback)"
+        print(f"cscat: error: {type(cause).__name__}: {_one_line(cause)}{hint}", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,19 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+from sqlalchemy.exc import DBAPIError
 
 from cscat.render import aligned_table, csv_table
 from db import engine as dbe
 from db import migrate, queries
 from db.catalog_store import CatalogBusy, ModelRefused, UnknownFeature
 from db.embedded import EmbeddedServerError
-from db.settings import get_settings
+from db.settings import ConfigError, get_settings, unknown_environment
 from ingest.errors import IngestError
 from pipeline.errors import RefitError
 
+
+class CliError(Exception):
+    """A command cannot run as asked (e.g. no active model): one line for the user."""
+
+
 #: Errors shown to the user as one line, without a traceback.
 UserError = (dbe.DatabaseError, EmbeddedServerError, queries.QueryError, CatalogBusy,
-             IngestError, ModelRefused, UnknownFeature, RefitError)
+             IngestError, ModelRefused, UnknownFeature, RefitError,
+             ConfigError, CliError)
+
+#: Loggers whose INFO records are the progress of long steps (chunks, rows, fitting, …).
+PROGRESS_LOGGERS = ("pipeline", "ingest", "db")
+#: ``cscat --verbose``: tracebacks on the terminal (set by the CLI).
+VERBOSE = False
+
+
+def check_config() -> None:
+    """Read the settings now (a bad config file is one error before anything starts) and
+    warn about ``CSCAT_*`` variables that are no setting."""
+    get_settings()
+    for warning in unknown_environment():
+        print(f"cscat: warning: {warning}", file=sys.stderr)
+
+
+def cause(e: BaseException) -> BaseException:
+    """What to show for ``e``: a database error as its server message, not SQLAlchemy's."""
+    if isinstance(e, DBAPIError):
+        orig = str(e.orig).strip().splitlines() if e.orig is not None else []
+        reason = orig[0] if orig else str(e).splitlines()[0]
+        lost = e.connection_invalidated or "closed the connection" in reason \
+            or "terminating connection" in reason
+        return dbe.DatabaseError(("the database connection was lost: " if lost
+                                  else "database error: ") + reason)
+    return e
+
+
+def interrupted_note() -> str:
+    """The one line after Ctrl-C / SIGTERM: what was kept."""
+    return ("no catalog version was half-written (each is one transaction); ingest chunks "
+            "already committed are kept and the next run resumes")
 
 
 def db_upgrade(args: argparse.Namespace) -> None:
@@ -117,13 +158,56 @@ def check(args: argparse.Namespace) -> int:
 
 # -- pipeline commands ---------------------------------------------------------------------
 def _flows():
-    """Import the flows after Prefect's environment is set (Prefect reads it at import)."""
-    from flows.runtime import configure_prefect
+    """Import the flows after Prefect's environment is set (Prefect reads it at import);
+    with no ``PREFECT_API_URL``, start a temporary Prefect server that dies with cscat."""
+    from flows.runtime import configure_prefect, start_temporary_server
 
     configure_prefect()
+    if not os.environ.get("PREFECT_API_URL"):
+        print("starting a temporary Prefect server (set PREFECT_API_URL to use your own)",
+              file=sys.stderr, flush=True)
+        try:
+            start_temporary_server()
+        except RuntimeError as e:
+            raise CliError(str(e)) from None
     from flows import catalog
+    from flows.runtime import quiet_tracebacks
 
+    if not VERBOSE:
+        quiet_tracebacks()
     return catalog
+
+
+def _require_model(model: int | None) -> None:
+    """Before Prefect starts: the model to apply exists (``--model``) or one is active."""
+    from db import catalog_store as store
+
+    with dbe.migrated_engine().connect() as conn:
+        if model is None:
+            if store.active_model(conn) is None:
+                raise CliError("no active model: fit one first with `cscat refit` "
+                               "(or `cscat update`)")
+            return
+        try:
+            store.model_row(conn, model)
+        except LookupError:
+            raise CliError(f"--model {model}: no such model version; see "
+                           "`cscat sql \"select model_id, status, created_at from "
+                           "catalog.fitted_model\"`") from None
+
+
+def _require_services(source: str, csc: bool = True, simbad: bool = True) -> None:
+    """Before Prefect starts: the live services answer (``--source tap``)."""
+    if source != "tap":
+        return
+    from pipeline import sources
+
+    settings = get_settings()
+    if csc:
+        sources.check_reachable(sources.csc_url(settings), "the CSC TAP service",
+                                "csc_tap_url")
+    if simbad:
+        sources.check_reachable(sources.xmatch_url(settings), "CDS X-Match", "xmatch_url")
 
 
 def _print_ingest(summary: dict) -> None:
@@ -179,22 +263,27 @@ def _print_refit(fitted: dict | None) -> None:
 
 
 def ingest(args: argparse.Namespace) -> None:
+    from db.leftovers import writer
     from ingest import files
     from pipeline import ingest as steps
 
     if args.what == "csc":
+        _require_services(args.source, simbad=False)
         summary = _flows().ingest_csc_flow(until=args.until, source=args.source)
     elif args.what == "simbad":
+        _require_services(args.source, csc=False)
         summary = _flows().ingest_simbad_flow(refresh_days=args.refresh_days,
                                               source=args.source, epoch=args.epoch)
     elif args.what == "file":
         frame = files.read_table(args.path)
-        summary = steps.ingest_frame(dbe.migrated_engine(), frame, kind="file",
-                                     origin=str(args.path)).as_dict()
+        with writer(dbe.migrated_engine()):
+            summary = steps.ingest_frame(dbe.migrated_engine(), frame, kind="file",
+                                         origin=str(args.path)).as_dict()
     else:
         frame = files.read_simbad_table(args.path)
-        summary = steps.ingest_simbad_frame(dbe.migrated_engine(), frame,
-                                            str(args.path)).as_dict()
+        with writer(dbe.migrated_engine()):
+            summary = steps.ingest_simbad_frame(dbe.migrated_engine(), frame,
+                                                str(args.path)).as_dict()
     _print_ingest(summary)
 
 
@@ -204,28 +293,18 @@ def refit(args: argparse.Namespace) -> None:
     _print_release(out["release"])
 
 
-def _check_model(version: int | None) -> None:
-    """Refuse an unknown or invalid model (``None``: the active one) before Prefect starts."""
-    from db import catalog_store as store
-
-    with dbe.migrated_engine().connect() as conn:
-        try:
-            store.model_row(conn, version) if version is not None else store.active_model(conn)
-        except LookupError as e:
-            raise ModelRefused(f"--model {version}: {e}") from None
-
-
 def reclassify(args: argparse.Namespace) -> None:
-    _check_model(args.model)
+    _require_model(args.model)
     _print_release(_flows().reclassify_flow(all_detections=args.all, model=args.model))
 
 
 def build_master(args: argparse.Namespace) -> None:
-    _check_model(None)
+    _require_model(None)
     _print_release(_flows().build_master_flow())
 
 
 def update(args: argparse.Namespace) -> None:
+    _require_services(args.source)
     out = _flows().update_catalog_flow(until=args.until, refit=args.refit, source=args.source,
                                        refresh_days=args.refresh_days, wait=args.wait)
     _print_ingest(out["csc"])
@@ -236,6 +315,15 @@ def update(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
+    from flows.runtime import configure_prefect
+
+    configure_prefect()
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise CliError("schedules need a persistent Prefect server: start one "
+                       "(`prefect server start`) and set PREFECT_API_URL "
+                       "(e.g. http://127.0.0.1:4200/api); see README, Scheduling")
     _flows()
     from flows.serve import serve_deployments
 

@@ -45,9 +45,16 @@ def update_lock(engine: Engine, wait: bool = False) -> Iterator[None]:
         conn.commit()
         try:
             yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
-            conn.commit()
+        except BaseException:
+            try:  # a lost connection released the lock already: show the cause, not this
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
+                conn.commit()
+            except Exception:
+                pass
+            raise
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
+        conn.commit()
 
 
 # -- taxonomy ------------------------------------------------------------------------------

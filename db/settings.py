@@ -6,13 +6,15 @@ Precedence: explicit arguments, then environment, then the config file
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +29,14 @@ def config_path() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return Path(platformdirs.user_config_dir("cscat")) / "config.toml"
+
+
+class ConfigError(ValueError):
+    """A bad configuration (file syntax, unknown key, bad value): one line for the user."""
+
+
+#: ``CSCAT_*`` environment variables that are not settings.
+NOT_SETTINGS = frozenset({"CSCAT_CONFIG", "CSCAT_SOAK", "CSCAT_REMOTE_DATA"})
 
 
 class Settings(BaseSettings):
@@ -109,7 +119,44 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
 
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse a config file that is not TOML or names a key that is not a setting."""
+    if not path.exists():
+        return
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+    known = sorted(Settings.model_fields)
+    for key in data:
+        if key not in Settings.model_fields:
+            raise ConfigError(f"config file {path}: unknown key {key!r}"
+                              + _did_you_mean(key, known))
+
+
+def unknown_environment() -> list[str]:
+    """Warnings for ``CSCAT_*`` environment variables that are no setting (e.g. misspelt)."""
+    known = [f"CSCAT_{f.upper()}" for f in Settings.model_fields]
+    return [f"{name} is not a cscat setting{_did_you_mean(name, known)}; ignored"
+            for name in sorted(os.environ)
+            if name.startswith("CSCAT_") and name not in NOT_SETTINGS and name not in known]
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (read once)."""
-    return Settings()
+    """The process-wide settings (read once); a bad one raises :class:`ConfigError`."""
+    path = config_path()
+    check_config_file(path)
+    try:
+        return Settings()
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        env = f"CSCAT_{key.upper()}"
+        where = env if env in os.environ else f"{key} in {path}"
+        raise ConfigError(f"setting {where} = {err.get('input')!r}: {err['msg']}") from None

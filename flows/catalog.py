@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 
 from db.catalog_store import update_lock
 from db.engine import migrated_engine
+from db.leftovers import writer
 from db.settings import get_settings
 from pipeline import classify, ingest, sources
 
@@ -68,7 +69,8 @@ def _emit_if_new(summary: dict) -> None:
 @flow(name="ingest_csc")
 def ingest_csc_flow(until: str | None = None, source: str = "tap") -> dict:
     """Fetch the detections of new CSC observations; emits an event if any were added."""
-    summary = ingest_csc_task(until, source)
+    with writer(migrated_engine()):
+        summary = ingest_csc_task(until, source)
     _emit_if_new(summary)
     return summary
 
@@ -78,13 +80,14 @@ def ingest_simbad_flow(refresh_days: float | None = None, source: str = "tap",
                        epoch: int = 1) -> dict:
     """Crossmatch new sources (and those older than ``refresh_days``) with SIMBAD."""
     days = get_settings().simbad_refresh_days if refresh_days is None else refresh_days
-    return ingest_simbad_task(days, source, epoch)
+    with writer(migrated_engine()):
+        return ingest_simbad_task(days, source, epoch)
 
 
 @flow(name="refit")
 def refit_flow(wait: bool = False) -> dict:
     """Fit a model on all current detections and labels; promote it if it validates."""
-    with update_lock(migrated_engine(), wait):
+    with writer(migrated_engine()), update_lock(migrated_engine(), wait):
         fitted = refit_task()
         release = publish_task(promote=fitted["model_id"]) if fitted["promote"] else None
     return {"refit": fitted, "release": release}
@@ -95,14 +98,14 @@ def reclassify_flow(all_detections: bool = False, model: int | None = None,
                     wait: bool = True) -> dict | None:
     """Apply the active model (or make ``model`` active) to detections without a result,
     then rebuild the master results of the affected sources, as one catalog version."""
-    with update_lock(migrated_engine(), wait):
+    with writer(migrated_engine()), update_lock(migrated_engine(), wait):
         return publish_task(promote=model, reclassify_all=all_detections)
 
 
 @flow(name="build_master")
 def build_master_flow(wait: bool = True) -> dict | None:
     """Rebuild master results of sources that gained results or SIMBAD changes."""
-    with update_lock(migrated_engine(), wait):
+    with writer(migrated_engine()), update_lock(migrated_engine(), wait):
         return publish_task(classify_new=False)
 
 
@@ -114,7 +117,7 @@ def update_catalog_flow(until: str | None = None, refit: str = "auto", source: s
     if refit not in ("auto", "always", "never"):
         raise ValueError(f"refit must be auto, always or never, not {refit!r}")
     days = get_settings().simbad_refresh_days if refresh_days is None else refresh_days
-    with update_lock(migrated_engine(), wait):
+    with writer(migrated_engine()), update_lock(migrated_engine(), wait):
         csc = ingest_csc_task(until, source)
         simbad = ingest_simbad_task(days, source, simbad_epoch)
         do_refit, why = (refit == "always", "asked for") if refit != "auto" \

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import ctypes
+import ctypes.util
+import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 from db.settings import get_settings
 
@@ -10,9 +22,9 @@ from db.settings import get_settings
 def configure_prefect() -> None:
     """Keep Prefect's state beside cscat's data, quiet and offline-friendly.
 
-    With no ``PREFECT_API_URL``, Prefect runs flows against a temporary local server whose
-    database lives in ``<data_dir>/prefect``. Set ``PREFECT_API_URL`` to use a Prefect
-    server (and workers) of your own.
+    With no ``PREFECT_API_URL``, cscat runs flows against a temporary local server
+    (:func:`start_temporary_server`) whose database lives in ``<data_dir>/prefect``. Set
+    ``PREFECT_API_URL`` to use a Prefect server (and workers) of your own.
     """
     home = get_settings().data_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
@@ -23,6 +35,115 @@ def configure_prefect() -> None:
         "PREFECT_LOGGING_EXTRA_LOGGERS": "pipeline,ingest,db",
         "PREFECT_LOGGING_LEVEL": "INFO",
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        "DO_NOT_TRACK": "1",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+
+
+#: Set by :func:`start_temporary_server`: the server process this process started.
+_TEMP_SERVER: subprocess.Popen | None = None
+
+
+#: prctl option: the signal a child gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when its parent dies, even by SIGKILL."""
+    libc = None
+    if sys.platform.startswith("linux"):  # loaded here: the child must not search for it
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def apply() -> None:
+        if libc is not None:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    return apply
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_temporary_server(timeout: float | None = None) -> str | None:
+    """With no ``PREFECT_API_URL``, start a temporary Prefect server for this process.
+
+    Unlike Prefect's own temporary server it runs in its own session (Ctrl-C on the terminal
+    reaches cscat, which stops it cleanly, not the server under a running flow) and it dies
+    with this process even when this process is killed. Returns the API URL it set, or None
+    when the user's own Prefect API is used.
+    """
+    global _TEMP_SERVER
+    if os.environ.get("PREFECT_API_URL") or _TEMP_SERVER is not None:
+        return None
+    timeout = timeout or float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+    home = Path(os.environ["PREFECT_HOME"])
+    port = _free_port()
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+           "PREFECT__SERVER_FINAL": "1"}
+    log_path = home / "temporary-server.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+             "--lifespan", "on"],
+            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+    _TEMP_SERVER = proc
+    atexit.register(stop_temporary_server)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + timeout
+    while not _healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_temporary_server()
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"the temporary Prefect server did not start in {timeout:.0f} s "
+                               f"({tail[0]}; log: {log_path})")
+        time.sleep(0.2)
+    os.environ["PREFECT_API_URL"] = url
+    return url
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def stop_temporary_server() -> None:
+    """Stop the temporary server this process started (SIGTERM, then SIGKILL after 3 s)."""
+    global _TEMP_SERVER
+    proc, _TEMP_SERVER = _TEMP_SERVER, None
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    if os.environ.get("PREFECT_API_URL", "").startswith("http://127.0.0.1:"):
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+class _NoTraceback(logging.Filter):
+    """On the terminal, Prefect's failed-run records keep their line, not the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def quiet_tracebacks() -> None:
+    """Keep tracebacks off the terminal (``cscat --verbose`` leaves them): the root
+    logger's console handlers, where Prefect's run loggers propagate, drop them."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not any(
+                isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
