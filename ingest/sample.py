@@ -104,18 +104,42 @@ def _multiplicity(rng: np.random.Generator, n: int) -> np.ndarray:
     return k
 
 
-def _psd_cholesky(corr: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((corr + corr.T) / 2)
-    c = (v * np.clip(w, 1e-6, None)) @ v.T
-    d = np.sqrt(np.diag(c))
-    return np.linalg.cholesky(c / np.outer(d, d))
+#: Detections of one source share this much of their latent feature deviation (the rest is
+#: per-observation scatter); the per-detection distribution equals the per-source one.
+SOURCE_SHARE = 0.9
+
+
+def _mixture_cdf_table(mix: dict, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid and per-feature marginal CDF of a class's normal-score mixture, (G,), (d, G)."""
+    w = np.asarray(mix["weights"], float)
+    mu = np.asarray(mix["means"], float).reshape(len(w), d)
+    sd = np.sqrt(np.einsum("kij,kij->ki", *[_chol(mix, d)] * 2))
+    grid = np.linspace(-8.0, 8.0, 801)
+    cdf = np.einsum("k,kfg->fg", w, _normal_cdf((grid - mu[:, :, None]) / sd[:, :, None]))
+    return grid, cdf / cdf[:, -1:]
+
+
+def _chol(mix: dict, d: int) -> np.ndarray:
+    """The mixture's lower Cholesky factors, (K, d, d)."""
+    tri = np.asarray(mix["chol"], float)
+    out = np.zeros((len(tri), d, d))
+    out[:, *np.tril_indices(d)] = tri
+    return out
 
 
 def _features(rng, cls: np.ndarray, det_src: np.ndarray, stats: dict) -> dict[str, np.ndarray]:
-    """Class-conditional feature values per detection (Gaussian copula, per-class quantiles)."""
+    """Class-conditional feature values per detection.
+
+    Per class: a latent vector from the class's Gaussian mixture over the real data's joint
+    normal scores (one per source, shared by its detections up to per-observation scatter
+    inside the source's component), mapped feature by feature through the mixture's marginal
+    CDF onto the real class's quantiles (log features interpolated in log10).
+    """
     feats, levels = stats["features"], np.asarray(stats["levels"])
+    logf = set(stats.get("log10_features", ()))
+    d = len(feats)
     classes = list(stats["classes"])
-    out = np.empty((len(det_src), len(feats)))
+    out = np.empty((len(det_src), d))
     det_cls = cls[det_src]
     for ci, cname in enumerate(classes):
         src_idx = np.flatnonzero(cls == ci)
@@ -123,15 +147,25 @@ def _features(rng, cls: np.ndarray, det_src: np.ndarray, stats: dict) -> dict[st
         if len(det_idx) == 0:
             continue
         st = stats["classes"][cname]
-        chol = _psd_cholesky(np.asarray(st["corr"]))
-        z_src = rng.standard_normal((len(src_idx), len(feats))) @ chol.T
+        mix = st["mixture"]
+        w = np.asarray(mix["weights"], float)
+        mu = np.asarray(mix["means"], float).reshape(len(w), d)
+        chol = _chol(mix, d)
+        comp = rng.choice(len(w), len(src_idx), p=w / w.sum())
+        e_src = rng.standard_normal((len(src_idx), d))
         pos = np.searchsorted(src_idx, det_src[det_idx])
-        noise = rng.standard_normal((len(det_idx), len(feats))) @ chol.T
-        z = 0.9 * z_src[pos] + math.sqrt(1 - 0.81) * noise
-        u = _normal_cdf(z)
-        q = np.asarray(st["quantiles"])
-        for fi in range(len(feats)):
-            out[det_idx, fi] = np.interp(u[:, fi], levels, q[fi])
+        e_det = rng.standard_normal((len(det_idx), d))
+        e = SOURCE_SHARE * e_src[pos] + math.sqrt(1 - SOURCE_SHARE**2) * e_det
+        k = comp[pos]
+        z = np.empty_like(e)
+        for kk in range(len(w)):
+            sel = k == kk
+            z[sel] = mu[kk] + e[sel] @ chol[kk].T
+        grid, cdf = _mixture_cdf_table(mix, d)
+        q = np.asarray(st["quantiles"], float)
+        for fi, f in enumerate(feats):
+            v = np.interp(np.interp(z[:, fi], grid, cdf[fi]), levels, q[fi])
+            out[det_idx, fi] = 10.0**v if f in logf else v
     return {f: out[:, i] for i, f in enumerate(feats)}
 
 
