@@ -109,22 +109,26 @@ def _multiplicity(rng: np.random.Generator, n: int) -> np.ndarray:
 SOURCE_SHARE = 0.9
 
 
-def _mixture_cdf_table(mix: dict, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grid and per-feature marginal CDF of a class's normal-score mixture, (G,), (d, G)."""
-    w = np.asarray(mix["weights"], float)
-    mu = np.asarray(mix["means"], float).reshape(len(w), d)
-    sd = np.sqrt(np.einsum("kij,kij->ki", *[_chol(mix, d)] * 2))
-    grid = np.linspace(-8.0, 8.0, 801)
-    cdf = np.einsum("k,kfg->fg", w, _normal_cdf((grid - mu[:, :, None]) / sd[:, :, None]))
-    return grid, cdf / cdf[:, -1:]
-
-
 def _chol(mix: dict, d: int) -> np.ndarray:
     """The mixture's lower Cholesky factors, (K, d, d)."""
     tri = np.asarray(mix["chol"], float)
     out = np.zeros((len(tri), d, d))
     out[:, *np.tril_indices(d)] = tri
     return out
+
+
+def _value_tables(st: dict, levels: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """A latent grid (G,) and, per feature, the (warped) value at each grid point (d, G):
+    the class's quantile function of its mixture's marginal CDF."""
+    mix = st["mixture"]
+    w = np.asarray(mix["weights"], float)
+    mu = np.asarray(mix["means"], float).reshape(len(w), d)
+    sd = np.sqrt(np.einsum("kij,kij->ki", *[_chol(mix, d)] * 2))
+    grid = np.linspace(-8.0, 8.0, 3201)
+    cdf = np.einsum("k,kfg->fg", w, _normal_cdf((grid - mu[:, :, None]) / sd[:, :, None]))
+    cdf /= cdf[:, -1:]
+    q = np.asarray(st["quantiles"], float)
+    return grid, np.stack([np.interp(cdf[f], levels, q[f]) for f in range(d)])
 
 
 def _features(rng, cls: np.ndarray, det_src: np.ndarray, stats: dict) -> dict[str, np.ndarray]:
@@ -136,7 +140,7 @@ def _features(rng, cls: np.ndarray, det_src: np.ndarray, stats: dict) -> dict[st
     CDF onto the real class's quantiles (log features interpolated in log10).
     """
     feats, levels = stats["features"], np.asarray(stats["levels"])
-    logf = set(stats.get("log10_features", ()))
+    is_log = np.isin(feats, stats.get("log10_features", ()))
     d = len(feats)
     classes = list(stats["classes"])
     out = np.empty((len(det_src), d))
@@ -147,25 +151,26 @@ def _features(rng, cls: np.ndarray, det_src: np.ndarray, stats: dict) -> dict[st
         if len(det_idx) == 0:
             continue
         st = stats["classes"][cname]
-        mix = st["mixture"]
-        w = np.asarray(mix["weights"], float)
-        mu = np.asarray(mix["means"], float).reshape(len(w), d)
-        chol = _chol(mix, d)
+        w = np.asarray(st["mixture"]["weights"], float)
+        mu = np.asarray(st["mixture"]["means"], float).reshape(len(w), d)
+        chol = _chol(st["mixture"], d)
         comp = rng.choice(len(w), len(src_idx), p=w / w.sum())
         e_src = rng.standard_normal((len(src_idx), d))
         pos = np.searchsorted(src_idx, det_src[det_idx])
         e_det = rng.standard_normal((len(det_idx), d))
         e = SOURCE_SHARE * e_src[pos] + math.sqrt(1 - SOURCE_SHARE**2) * e_det
         k = comp[pos]
+        order = np.argsort(k, kind="stable")
+        cuts = np.searchsorted(k[order], np.arange(len(w) + 1))
         z = np.empty_like(e)
         for kk in range(len(w)):
-            sel = k == kk
-            z[sel] = mu[kk] + e[sel] @ chol[kk].T
-        grid, cdf = _mixture_cdf_table(mix, d)
-        q = np.asarray(st["quantiles"], float)
-        for fi, f in enumerate(feats):
-            v = np.interp(np.interp(z[:, fi], grid, cdf[fi]), levels, q[fi])
-            out[det_idx, fi] = 10.0**v if f in logf else v
+            rows = order[cuts[kk]:cuts[kk + 1]]
+            z[rows] = mu[kk] + e[rows] @ chol[kk].T
+        grid, table = _value_tables(st, levels, d)
+        for fi in range(d):
+            z[:, fi] = np.interp(z[:, fi], grid, table[fi])
+        z[:, is_log] = 10.0 ** z[:, is_log]
+        out[det_idx] = z
     return {f: out[:, i] for i, f in enumerate(feats)}
 
 
