@@ -4,8 +4,10 @@
 sources in Chandra fields (Galactic classes near the plane, extragalactic ones away from it),
 ObsIDs dated 2000-2025, per-observation detections with every raw column of
 ``db.csc_columns`` inside its valid range, class-conditional features drawn from per-class
-statistics of real CSC 2.1 data (``sample_stats.json``, Gaussian copula over per-feature
-quantiles), and two SIMBAD snapshots. Everything is vectorized numpy; loops run over classes.
+statistics of real CSC 2.1 data (``sample_stats.json``: per class, a Gaussian mixture over the
+joint normal scores of all features and per-feature quantiles; see ``ingest.calibrate_sample``;
+``tests/ingest/test_sample_realism.py`` checks the method behaves on it as on the real data),
+and two SIMBAD snapshots. Everything is vectorized numpy; loops run over classes.
 """
 
 from __future__ import annotations
