@@ -364,7 +364,8 @@ def generate_sample(n_sources: int | None = None, *, n_detections: int | None = 
     first = np.floor(rng.random(ns) * f_nobs[src_field]).astype(np.int64)
     det_obs = field_obs[f_start[fld] + (first[det_src] + j) % f_nobs[fld]]
 
-    d = _features(rng, cls, det_src, stats)
+    # features from their own stream: the feature model does not move positions or SIMBAD
+    d = _features(np.random.default_rng([seed, 1]), cls, det_src, stats)
     d.update(_detection_columns(rng, d, det_src, det_obs, s_ra, s_dec, p_ra, p_dec,
                                 obs_mjd, exposure, below_cut_fraction))
     d["obsid"] = obsid[det_obs]
