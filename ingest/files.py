@@ -43,7 +43,9 @@ def _load(path: Path) -> pd.DataFrame:
         raise IngestError(f"{path}: no such file")
     try:
         if fmt == "csv":
-            df = pd.read_csv(path)
+            # text columns stay text: a file whose likelihood_class is all TRUE is not bool
+            df = pd.read_csv(path, dtype={c.name: "string" for c in STORED
+                                          if c.sql_type == "text"})
         elif fmt == "parquet":
             df = pd.read_parquet(path)
         else:
