@@ -373,10 +373,7 @@ def _print_summary(engine) -> None:
     print(aligned_table(*_cols_rows(report.counts(engine))))
     print("\n== current classes (catalog.source_class, aggregated) ==")
     print(aligned_table(*_cols_rows(report.class_distribution(engine))))
-    n, changes = report.class_changes(engine, 1, 2)
-    print(f"\n== sources whose class changed between versions 1 and 2: {n} "
-          "(first ones that had a class) ==")
-    print(aligned_table(*_cols_rows(changes)))
+    _print_changes(engine, 1, 2)
     model = report.active_model_validation(engine)
     if model and model["validation"]:
         v = model["validation"]
@@ -388,6 +385,26 @@ def _print_summary(engine) -> None:
                 for c, p in v["paper_comparison"].items()]
         print(aligned_table(["class", "paper's name", "recall", "paper (CSC 2.0)"], rows))
     print(EXPLORE)
+
+
+def _print_changes(engine, a: int, b: int) -> None:
+    """New sources apart from existing sources whose class changed, every aggregated class."""
+    from classifier.taxonomy import AGG_CLASSES
+    from db import change_report
+
+    summary = change_report.change_summary(engine, a, b, AGG_CLASSES)
+    new = sum(r[1] for r in summary.rows)
+    changed = sum(r[2] for r in summary.rows)
+    print(f"\n== changes between catalog versions {a} and {b} (generated sample) ==")
+    print("The demo catalog is a generated sample (synthetic sources drawn from statistics of "
+          "real CSC 2.1 data),\nnot real CSC data: its classes say nothing about real sources.")
+    print(f"new sources (first published in version {b}): {new}")
+    print(f"existing sources whose class changed: {changed}")
+    print(aligned_table(["agg_class", "new sources", "changed from", "changed to",
+                         f"total in version {b}"], summary.rows))
+    print(f"\n== existing sources whose class changed between versions {a} and {b}: {changed} "
+          "(first 10) ==")
+    print(aligned_table(*_cols_rows(change_report.changed_examples(engine, a, b))))
 
 
 def _cols_rows(result) -> tuple[list[str], list[tuple]]:

@@ -1,8 +1,11 @@
 """Compute small per-class feature statistics for the sample generator.
 
 Reads the shared real-data CSV (never copied into the repository) and writes
-``ingest/sample_stats.json``: per class, its count, per-feature quantiles and the
-correlation matrix of the features' normal scores (a Gaussian copula). Run::
+``ingest/sample_stats.json`` (statistics only, no rows). Per class: its count, per-feature
+quantiles (on a grid of levels dense in the tails; log features as log10) and a Gaussian
+mixture fitted to the features' joint normal scores, so the generator reproduces each class's
+marginals exactly and its joint shape (clusters, curved relations between hardness ratios and
+spectral fits) beyond pairwise correlations. Run::
 
     python -m ingest.calibrate_sample [path/to/csc21_sources_simbad.csv]
 """
@@ -16,9 +19,13 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+from sklearn.mixture import GaussianMixture
 
-DEFAULT_CSV = Path("/work/shared/data/csc21_sources_simbad.csv")
+#: ``../shared/data`` beside the project (never copied into it).
+DEFAULT_CSV = (Path(__file__).resolve().parents[1].parent / "shared" / "data"
+               / "csc21_sources_simbad.csv")
 OUT = Path(__file__).with_name("sample_stats.json")
+FORMAT = "cscat.sample_stats/2"
 
 #: The paper's ten SIMBAD types (current long labels); everything else is "other".
 PAPER_TYPES = (
@@ -29,26 +36,55 @@ FEATURES = (
     "hard_hm", "hard_ms", "hard_hs", "bb_kt", "powlaw_gamma",
     "var_prob_b", "var_prob_h", "var_prob_s", "var_ratio_b", "var_ratio_h", "var_ratio_s",
 )
-LEVELS = (0.0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
-          0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995, 1.0)
+#: Features stored (and interpolated) as log10: positive, spanning many decades.
+LOG10_FEATURES = ("bb_kt", "var_ratio_b", "var_ratio_h", "var_ratio_s")
+#: Smallest value of a log feature (exact zeros are stored as this).
+LOG10_FLOOR = -20.0
+#: Quantile levels: the normal CDF of a grid from -3.6 to 3.6 in steps of 0.15, plus 0 and 1.
+LEVELS = (0.0, *(NormalDist().cdf(z) for z in np.arange(-3.6, 3.6001, 0.15)), 1.0)
+#: Mixture components per class: one per this many sources, at least 1, at most MAX.
+SOURCES_PER_COMPONENT = 60
+MAX_COMPONENTS = 12
 TOP_OTHER_TYPES = 30
 
 
-def _normal_scores(x: pd.DataFrame) -> np.ndarray:
-    ranks = x.rank(method="average").to_numpy()
+def _warp(feats: pd.DataFrame) -> np.ndarray:
+    """Features as modelled: log features as log10 (exact zeros at LOG10_FLOOR)."""
+    a = feats.to_numpy(dtype="float64").copy()
+    for j, f in enumerate(FEATURES):
+        if f in LOG10_FEATURES:
+            with np.errstate(divide="ignore"):
+                a[:, j] = np.maximum(np.log10(a[:, j]), LOG10_FLOOR)
+    return a
+
+
+def _normal_scores(a: np.ndarray) -> np.ndarray:
+    ranks = pd.DataFrame(a).rank(method="average").to_numpy()
     inv = np.vectorize(NormalDist().inv_cdf)
-    return inv(ranks / (len(x) + 1))
+    return inv(ranks / (len(a) + 1))
 
 
-def class_stats(df: pd.DataFrame) -> dict:
-    """Count, per-feature quantiles and normal-score correlation of one class."""
-    feats = df[list(FEATURES)]
-    q = feats.quantile(list(LEVELS)).to_numpy().T
-    corr = np.corrcoef(_normal_scores(feats), rowvar=False)
+def _sig(a: np.ndarray, digits: int = 5) -> list:
+    """Rounded to ``digits`` significant digits (keeps the JSON small)."""
+    a = np.asarray(a, dtype="float64")
+    return np.vectorize(lambda v: float(f"{v:.{digits}g}"))(a).tolist()
+
+
+def class_stats(df: pd.DataFrame, seed: int = 0) -> dict:
+    """Count, per-feature quantiles and the normal-score mixture of one class."""
+    a = _warp(df[list(FEATURES)])
+    q = np.quantile(a, LEVELS, axis=0).T
+    z = _normal_scores(a)
+    k = int(np.clip(len(a) // SOURCES_PER_COMPONENT, 1, MAX_COMPONENTS))
+    gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-3, n_init=2,
+                          random_state=seed).fit(z)
+    tril = np.tril_indices(len(FEATURES))
+    chol = [np.linalg.cholesky(c)[tril] for c in gmm.covariances_]
     return {
         "count": int(len(df)),
-        "quantiles": np.round(q, 6).tolist(),
-        "corr": np.round(np.nan_to_num(corr), 4).tolist(),
+        "quantiles": _sig(q, 6),
+        "mixture": {"weights": _sig(gmm.weights_), "means": _sig(gmm.means_, 4),
+                    "chol": _sig(np.array(chol), 4)},
     }
 
 
@@ -58,9 +94,11 @@ def calibrate(csv: Path) -> dict:
     label = df["simbad_otype"].where(df["simbad_otype"].isin(PAPER_TYPES), "other")
     others = df.loc[label == "other", "simbad_otype"].value_counts()
     return {
-        "source": "per-class statistics of csc21_sources_simbad.csv (15,706 CSC 2.1 sources)",
+        "format": FORMAT,
+        "source": f"per-class statistics of {csv.name} ({len(df):,} CSC 2.1 sources)",
         "features": list(FEATURES),
-        "levels": list(LEVELS),
+        "log10_features": list(LOG10_FEATURES),
+        "levels": _sig(LEVELS, 8),
         "classes": {c: class_stats(df[label == c]) for c in (*PAPER_TYPES, "other")},
         "other_types": {k: int(v) for k, v in others.head(TOP_OTHER_TYPES).items()},
     }

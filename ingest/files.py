@@ -109,8 +109,10 @@ def _load(path: Path, *, as_text: bool = False) -> pd.DataFrame:
             _check_unique(path, header)
         problems: dict[int, str] = {}
         if fmt == "csv":
-            df = pd.read_csv(path, dtype=str if as_text else None, encoding_errors="replace",
-                             keep_default_na=not as_text)
+            # text columns stay text: a file whose likelihood_class is all TRUE is not bool
+            text_cols = {c.name: "string" for c in STORED if c.sql_type == "text"}
+            df = pd.read_csv(path, dtype=str if as_text else text_cols,
+                             encoding_errors="replace", keep_default_na=not as_text)
             if as_text:
                 problems = _short_rows(path, df)
         elif fmt == "parquet":

@@ -4,8 +4,10 @@
 sources in Chandra fields (Galactic classes near the plane, extragalactic ones away from it),
 ObsIDs dated 2000-2025, per-observation detections with every raw column of
 ``db.csc_columns`` inside its valid range, class-conditional features drawn from per-class
-statistics of real CSC 2.1 data (``sample_stats.json``, Gaussian copula over per-feature
-quantiles), and two SIMBAD snapshots. Everything is vectorized numpy; loops run over classes.
+statistics of real CSC 2.1 data (``sample_stats.json``: per class, a Gaussian mixture over the
+joint normal scores of all features and per-feature quantiles; see ``ingest.calibrate_sample``;
+``tests/ingest/test_sample_realism.py`` checks the method behaves on it as on the real data),
+and two SIMBAD snapshots. Everything is vectorized numpy; loops run over classes.
 """
 
 from __future__ import annotations
@@ -104,18 +106,46 @@ def _multiplicity(rng: np.random.Generator, n: int) -> np.ndarray:
     return k
 
 
-def _psd_cholesky(corr: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((corr + corr.T) / 2)
-    c = (v * np.clip(w, 1e-6, None)) @ v.T
-    d = np.sqrt(np.diag(c))
-    return np.linalg.cholesky(c / np.outer(d, d))
+#: Detections of one source share this much of their latent feature deviation (the rest is
+#: per-observation scatter); the per-detection distribution equals the per-source one.
+SOURCE_SHARE = 0.9
+
+
+def _chol(mix: dict, d: int) -> np.ndarray:
+    """The mixture's lower Cholesky factors, (K, d, d)."""
+    tri = np.asarray(mix["chol"], float)
+    out = np.zeros((len(tri), d, d))
+    out[:, *np.tril_indices(d)] = tri
+    return out
+
+
+def _value_tables(st: dict, levels: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """A latent grid (G,) and, per feature, the (warped) value at each grid point (d, G):
+    the class's quantile function of its mixture's marginal CDF."""
+    mix = st["mixture"]
+    w = np.asarray(mix["weights"], float)
+    mu = np.asarray(mix["means"], float).reshape(len(w), d)
+    sd = np.sqrt(np.einsum("kij,kij->ki", *[_chol(mix, d)] * 2))
+    grid = np.linspace(-8.0, 8.0, 3201)
+    cdf = np.einsum("k,kfg->fg", w, _normal_cdf((grid - mu[:, :, None]) / sd[:, :, None]))
+    cdf /= cdf[:, -1:]
+    q = np.asarray(st["quantiles"], float)
+    return grid, np.stack([np.interp(cdf[f], levels, q[f]) for f in range(d)])
 
 
 def _features(rng, cls: np.ndarray, det_src: np.ndarray, stats: dict) -> dict[str, np.ndarray]:
-    """Class-conditional feature values per detection (Gaussian copula, per-class quantiles)."""
+    """Class-conditional feature values per detection.
+
+    Per class: a latent vector from the class's Gaussian mixture over the real data's joint
+    normal scores (one per source, shared by its detections up to per-observation scatter
+    inside the source's component), mapped feature by feature through the mixture's marginal
+    CDF onto the real class's quantiles (log features interpolated in log10).
+    """
     feats, levels = stats["features"], np.asarray(stats["levels"])
+    is_log = np.isin(feats, stats.get("log10_features", ()))
+    d = len(feats)
     classes = list(stats["classes"])
-    out = np.empty((len(det_src), len(feats)))
+    out = np.empty((len(det_src), d))
     det_cls = cls[det_src]
     for ci, cname in enumerate(classes):
         src_idx = np.flatnonzero(cls == ci)
@@ -123,15 +153,26 @@ def _features(rng, cls: np.ndarray, det_src: np.ndarray, stats: dict) -> dict[st
         if len(det_idx) == 0:
             continue
         st = stats["classes"][cname]
-        chol = _psd_cholesky(np.asarray(st["corr"]))
-        z_src = rng.standard_normal((len(src_idx), len(feats))) @ chol.T
+        w = np.asarray(st["mixture"]["weights"], float)
+        mu = np.asarray(st["mixture"]["means"], float).reshape(len(w), d)
+        chol = _chol(st["mixture"], d)
+        comp = rng.choice(len(w), len(src_idx), p=w / w.sum())
+        e_src = rng.standard_normal((len(src_idx), d))
         pos = np.searchsorted(src_idx, det_src[det_idx])
-        noise = rng.standard_normal((len(det_idx), len(feats))) @ chol.T
-        z = 0.9 * z_src[pos] + math.sqrt(1 - 0.81) * noise
-        u = _normal_cdf(z)
-        q = np.asarray(st["quantiles"])
-        for fi in range(len(feats)):
-            out[det_idx, fi] = np.interp(u[:, fi], levels, q[fi])
+        e_det = rng.standard_normal((len(det_idx), d))
+        e = SOURCE_SHARE * e_src[pos] + math.sqrt(1 - SOURCE_SHARE**2) * e_det
+        k = comp[pos]
+        order = np.argsort(k, kind="stable")
+        cuts = np.searchsorted(k[order], np.arange(len(w) + 1))
+        z = np.empty_like(e)
+        for kk in range(len(w)):
+            rows = order[cuts[kk]:cuts[kk + 1]]
+            z[rows] = mu[kk] + e[rows] @ chol[kk].T
+        grid, table = _value_tables(st, levels, d)
+        for fi in range(d):
+            z[:, fi] = np.interp(z[:, fi], grid, table[fi])
+        z[:, is_log] = 10.0 ** z[:, is_log]
+        out[det_idx] = z
     return {f: out[:, i] for i, f in enumerate(feats)}
 
 
@@ -323,7 +364,8 @@ def generate_sample(n_sources: int | None = None, *, n_detections: int | None = 
     first = np.floor(rng.random(ns) * f_nobs[src_field]).astype(np.int64)
     det_obs = field_obs[f_start[fld] + (first[det_src] + j) % f_nobs[fld]]
 
-    d = _features(rng, cls, det_src, stats)
+    # features from their own stream: the feature model does not move positions or SIMBAD
+    d = _features(np.random.default_rng([seed, 1]), cls, det_src, stats)
     d.update(_detection_columns(rng, d, det_src, det_obs, s_ra, s_dec, p_ra, p_dec,
                                 obs_mjd, exposure, below_cut_fraction))
     d["obsid"] = obsid[det_obs]

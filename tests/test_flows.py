@@ -109,3 +109,48 @@ def test_demo_on_a_fresh_data_directory(tmp_path):
         env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT)
     assert sql.returncode == 0, sql.stderr
     assert "AGN" in sql.stdout and "YSO" in sql.stdout
+    _check_demo_change_summary(out, env)
+
+
+def _sql_csv(env, query: str) -> list[list[str]]:
+    run = subprocess.run([sys.executable, "-m", "cscat", "sql", query, "--format", "csv"],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT)
+    assert run.returncode == 0, run.stderr
+    return [line.split(",") for line in run.stdout.strip().splitlines()[1:]]
+
+
+def _check_demo_change_summary(out: str, env) -> None:
+    """New sources apart from changed ones, every aggregated class, the sample said generated;
+    the figures recomputed from the stored history with plain SQL and from the ingest."""
+    import re
+
+    from classifier.taxonomy import AGG_CLASSES
+
+    section = out[out.index("== changes between catalog versions 1 and 2"):]
+    assert "generated sample" in section and "not real CSC data" in section
+    # epoch 2's ingest reports the sources it added: exactly the new sources of version 2
+    epoch2 = out[out.index("== epoch2"):out.index("== catalog versions ==")]
+    ingested_new = int(re.search(r"new sources: (\d+)", epoch2).group(1))
+    new = int(re.search(r"new sources \(first published in version 2\): (\d+)", section)[1])
+    changed = int(re.search(r"existing sources whose class changed: (\d+)", section)[1])
+    assert new == ingested_new > 0
+    table = section[section.index("agg_class | new sources"):]
+    table = table[:table.index(" rows)")].splitlines()[2:-1]
+    rows = {r.split("|")[0].strip(): [int(v) for v in r.split("|")[1:]] for r in table}
+    assert list(rows) == [*AGG_CLASSES, "(none)"]  # every class, zero counts included
+    assert sum(r[0] for r in rows.values()) == new
+    assert sum(r[1] for r in rows.values()) == sum(r[2] for r in rows.values()) == changed
+    # the same figures from the SQL API, independently of the demo's report
+    join = ("from catalog.source_class_as_of(2) b left join catalog.source_class_as_of(1) a "
+            "using (source_id)")
+    [[sql_new, sql_changed]] = _sql_csv(env, (
+        "select count(*) filter (where a.source_id is null), count(*) filter (where "
+        f"a.source_id is not null and a.adopted_class is distinct from b.adopted_class) {join}"))
+    assert (int(sql_new), int(sql_changed)) == (new, changed)
+    per_class = dict(_sql_csv(env, (
+        "select coalesce(b.agg_adopted_class, '(none)'), count(*) " + join
+        + " where a.source_id is null group by 1")))
+    assert {c: r[0] for c, r in rows.items()} == {
+        c: int(per_class.get(c, 0)) for c in rows}
+    assert re.search(r"existing sources whose class changed between versions 1 and 2: "
+                     rf"{changed} ", section)
