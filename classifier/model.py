@@ -427,15 +427,17 @@ class ClusterThenLabel:
 
     @classmethod
     def from_dict(
-        cls, d: dict, known_features: Sequence[str] | None = DEFAULT_FEATURES
+        cls, d: dict, known_features: Sequence[str] | None = DEFAULT_FEATURES,
+        known_classes: Sequence[str] | None = CLASSES,
     ) -> ClusterThenLabel:
         """Rebuild a fitted model from :meth:`to_dict` output (also after a JSON round trip).
 
         The dict is validated first (:func:`classifier.model_check.check_model_dict`):
         ``InvalidModelError`` (a ``ValueError``) names the first problem. ``known_features``:
-        the feature names the model may use (default: the paper's; None: any).
+        the feature names the model may use (default: the paper's; None: any);
+        ``known_classes`` likewise (default: the paper's 10 classes).
         """
-        check_model_dict(d, known_features)
+        check_model_dict(d, known_features, known_classes)
 
         def arr(x):
             return np.array(x, dtype="float64")  # None -> nan

@@ -106,10 +106,11 @@ def _psd(m: np.ndarray, what: str) -> None:
         _fail(f"{what}: matrix {where} is not positive semi-definite")
 
 
-def check_model_dict(d, known_features: Sequence[str] | None = DEFAULT_FEATURES) -> None:
+def check_model_dict(d, known_features: Sequence[str] | None = DEFAULT_FEATURES,
+                     known_classes: Sequence[str] | None = CLASSES) -> None:
     """Raise :class:`InvalidModelError` naming the first problem of a ``to_dict`` model.
 
-    ``known_features``: the feature names a model may use (None: any names).
+    ``known_features`` / ``known_classes``: the names a model may use (None: any names).
     """
     if not isinstance(d, dict):
         _fail("not a JSON object")
@@ -134,10 +135,11 @@ def check_model_dict(d, known_features: Sequence[str] | None = DEFAULT_FEATURES)
             _fail(f"params.{key} must be an integer or null, not {p.get(key)!r}")
     if not _is_int(p.get("chunk_size", 1)) or p.get("chunk_size", 1) < 1:
         _fail(f"params.chunk_size must be a positive integer, not {p.get('chunk_size')!r}")
-    classes = _names(d.get("classes"), "classes", CLASSES)
+    classes = _names(d.get("classes"), "classes", known_classes)
     if not classes:
         _fail("classes is empty")
-    if p.get("classes") is not None and _names(p["classes"], "params.classes", CLASSES) != classes:
+    if (p.get("classes") is not None
+            and _names(p["classes"], "params.classes", known_classes) != classes):
         _fail("params.classes differ from classes")
     for key in ("log_features", "scale_features"):
         if p.get(key) is not None and not set(_names(p[key], f"params.{key}", feats)) <= set(feats):

@@ -181,8 +181,9 @@ def refit(engine: Engine, settings: Settings) -> RefitResult:
         if not promote:
             store.set_model_status(conn, model_id, "rejected")
     return RefitResult(model_id, len(X), int(y.notna().sum()), report["fine"]["accuracy"],
-                       agg_acc, promote, reason, settings.features, int(left.sum()),
-                       {str(r): int(c) for r, c in left.items()})
+                       agg_acc, promote, reason, features=settings.features,
+                       n_unclassifiable=int(left.sum()),
+                       unclassifiable={str(r): int(c) for r, c in left.items()})
 
 
 def needs_refit(engine: Engine, settings: Settings) -> tuple[bool, str]:

@@ -159,7 +159,10 @@ def load(data: bytes):
         raise ValueError(f"unknown family {name!r}; known: {', '.join(reg)}")
     cls = reg[name]
     if name == "ctl":
-        return cls.from_dict(json.loads(z.read("model.json")))
+        # any feature names: a family's columns are its own; shapes and values are still
+        # checked, and the catalog's SQL takes column names only from its fixed list
+        return cls.from_dict(json.loads(z.read("model.json")), known_features=None,
+                             known_classes=None)
     params = meta["params"]
     model = cls(**params)
     for k, v in meta["values"].items():
