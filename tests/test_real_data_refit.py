@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 from classifier import derive_features
 from cscat import commands
-from db import ingest_store, report
+from db import ingest_store, oracle, report
 from db.load import load_detections
 from db.settings import Settings
 from ingest import files
@@ -123,6 +123,11 @@ def test_paper11_validation_equals_validate_file(engine, catalog, shared_data, t
     assert stored == reference
     det = report.release_detections(engine, release.catalog_version)
     assert det["unclassified"] == 0 and det["classified"] == len(catalog)
+    # the oracle (`cscat check`) on the real-data catalog: every published source result
+    # recomputed from the stored detections and results
+    checked = oracle.check(engine, settings)
+    assert checked.ok, oracle.format_differences(checked)
+    assert checked.n_sources == len(catalog), checked.verdict()
     # switching the configured feature set makes `update` refit
     assert classify.needs_refit(engine, settings)[0] is False
     again, why = classify.needs_refit(engine, Settings(features="paper12"))
