@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,9 @@ def test_demo_on_a_fresh_data_directory(tmp_path):
                     "validation", "== explore =="):
         assert heading in out
     assert "catalog version 2 (model 1)" in out
+    # the demo ends with the oracle's verdict on every published source result
+    assert "== check (every published source result recomputed) ==" in out
+    assert re.search(r"check passed: all \d+ current source results", out), out[-2000:]
     sql = subprocess.run(
         [sys.executable, "-m", "cscat", "sql",
          "select agg_master_class, count(*) from catalog.source_class group by 1"],
