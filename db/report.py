@@ -63,19 +63,6 @@ def class_distribution(engine: Engine) -> QueryResult:
         FROM {SCHEMA}.source_class GROUP BY 1 ORDER BY 1""")
 
 
-def class_changes(engine: Engine, from_version: int, to_version: int,
-                  limit: int = 10) -> tuple[int, QueryResult]:
-    with engine.connect() as conn:
-        n = conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.class_changes(:a, :b)"),
-                         {"a": from_version, "b": to_version}).scalar_one()
-    rows = _rows(engine, f"""
-        SELECT name, from_class, from_origin, to_class, to_origin
-        FROM {SCHEMA}.class_changes(:a, :b)
-        WHERE from_class IS NOT NULL ORDER BY name LIMIT :n""",
-                 a=from_version, b=to_version, n=limit)
-    return n, rows
-
-
 def active_model_validation(engine: Engine) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(text(
