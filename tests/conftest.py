@@ -88,3 +88,17 @@ def db_url(pg_server: ServerInfo, request: pytest.FixtureRequest) -> Iterator[st
 def engine(db_url: str) -> Engine:
     """The engine cscat itself uses for this module's database."""
     return dbe.get_engine()
+
+
+def publish_first_version(engine: Engine, sample, settings, until: str | None = None):
+    """Epoch 1 of ``sample`` as ``cscat update`` builds it: ingest (observations up to
+    ``until``), SIMBAD, refit, publish with the new model promoted; the release summary."""
+    from ingest.sample_source import SampleCsc, SampleSimbad
+    from pipeline import classify, ingest
+
+    ingest.ingest_csc(engine, SampleCsc(sample), until=until)
+    ingest.ingest_simbad(engine, SampleSimbad(sample, 1), refresh_days=None)
+    fitted = classify.refit(engine, settings)
+    release = classify.publish(engine, settings, promote=fitted.model_id)
+    assert release is not None, "the first publish wrote no catalog version"
+    return release

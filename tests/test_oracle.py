@@ -17,6 +17,7 @@ from db.settings import Settings
 from ingest.sample import generate_sample
 from ingest.sample_source import SampleCsc, SampleSimbad
 from pipeline import classify, ingest
+from tests.conftest import publish_first_version
 
 EPOCH1 = "2014-12-31"
 
@@ -30,10 +31,7 @@ def settings():
 def built(engine, settings):
     """Epoch 1 (first version: ingest, SIMBAD, refit, publish), checked before epoch 2."""
     sample = generate_sample(700, seed=5)
-    ingest.ingest_csc(engine, SampleCsc(sample), until=EPOCH1)
-    ingest.ingest_simbad(engine, SampleSimbad(sample, 1), refresh_days=None)
-    fitted = classify.refit(engine, settings)
-    v1 = classify.publish(engine, settings, promote=fitted.model_id)
+    v1 = publish_first_version(engine, sample, settings, until=EPOCH1)
     first = oracle.check(engine, settings)
     ingest.ingest_csc(engine, SampleCsc(sample))
     ingest.ingest_simbad(engine, SampleSimbad(sample, 2), refresh_days=0)

@@ -19,8 +19,8 @@ from db import catalog_store as store
 from db import ingest_store, oracle
 from db.settings import Settings
 from ingest.sample import generate_sample
-from ingest.sample_source import SampleCsc, SampleSimbad
 from pipeline import classify, ingest
+from tests.conftest import publish_first_version
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,7 @@ def settings():
 @pytest.fixture(scope="module")
 def built(engine, settings):
     sample = generate_sample(400, seed=3)
-    ingest.ingest_csc(engine, SampleCsc(sample))
-    ingest.ingest_simbad(engine, SampleSimbad(sample, 1), refresh_days=None)
-    fitted = classify.refit(engine, settings)
-    assert classify.publish(engine, settings, promote=fitted.model_id) is not None
+    publish_first_version(engine, sample, settings)
     return sample
 
 

@@ -9,9 +9,8 @@ from sqlalchemy import create_engine, text
 from db import migrate, oracle
 from db.settings import Settings
 from ingest.sample import generate_sample
-from ingest.sample_source import SampleCsc, SampleSimbad
 from pipeline import classify, ingest
-from tests.conftest import create_database
+from tests.conftest import create_database, publish_first_version
 
 SETTINGS = Settings(n_components=6, random_state=42)
 
@@ -21,10 +20,7 @@ def db(pg_server):
     engine = create_engine(create_database(pg_server, "t_oracle_migration", template=None))
     migrate.upgrade(engine)
     sample = generate_sample(300, seed=8)
-    ingest.ingest_csc(engine, SampleCsc(sample))
-    ingest.ingest_simbad(engine, SampleSimbad(sample, 1), refresh_days=None)
-    fitted = classify.refit(engine, SETTINGS)
-    assert classify.publish(engine, SETTINGS, promote=fitted.model_id) is not None
+    publish_first_version(engine, sample, SETTINGS)
     yield engine
     engine.dispose()
 
