@@ -39,6 +39,10 @@ def run_migrations(connection) -> None:
     from db.reader import apply_grants_if_current
 
     apply_grants_if_current(connection, context.get_context(), context.script)
+    # Column comments (db.column_docs), likewise: views recreated later keep their comments.
+    from db.column_docs import apply_comments_if_current
+
+    apply_comments_if_current(connection, context.get_context(), context.script)
 
 
 connection = config.attributes.get("connection")

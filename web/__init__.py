@@ -1,0 +1,1 @@
+"""The web side of cscat: the explorer and the VO endpoints (``web.scs``)."""
