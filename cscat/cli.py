@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=["table", "csv"], default="table")
     sql.set_defaults(func=commands.sql)
 
+    ex = sub.add_parser("export", help="the catalog as a VOTable, FITS, Parquet, CSV or ECSV file")
+    ex.add_argument("--output", "-o", required=True, metavar="FILE")
+    ex.add_argument("--format", choices=["votable", "fits", "parquet", "csv", "ecsv"],
+                    help="default: from the output's suffix")
+    ex.add_argument("--table", choices=["sources", "detections"], default="sources")
+    ex.add_argument("--version", type=int, metavar="V", help="catalog version (default: current)")
+    ex.add_argument("--family", metavar="F", help="classification family (default: the "
+                    "catalog's one)")
+    ex.set_defaults(func=commands.export)
+
     sub.add_parser("status", help="database location, schema revision, row counts").set_defaults(
         func=commands.status)
 

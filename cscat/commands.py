@@ -113,6 +113,24 @@ def sql(args: argparse.Namespace) -> int:
     return write_stdout(out)
 
 
+def export(args: argparse.Namespace) -> None:
+    """An export through the read-only role: every column documented, provenance inside."""
+    from db import export as ex
+    from db import vo
+
+    try:
+        ex.format_of(args.output, args.format)  # before connecting
+        with dbe.reader_connection() as conn:
+            table, files = ex.export(conn, args.output, fmt=args.format, table=args.table,
+                                     version=args.version, family=args.family)
+    except vo.VoError as e:
+        raise CliError(str(e)) from None
+    m = table.meta
+    print(f"exported {len(table):,} {args.table} ({len(table.colnames)} columns) of catalog "
+          f"version {m['catalog_version']} (family {m['family']}, model version(s) "
+          f"{m['model_versions'] or '-'}) to {', '.join(map(str, files))}")
+
+
 def write_stdout(text: str) -> int:
     """Print ``text``; a reader that went away (``| head``) ends the command quietly."""
     import os

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import psycopg
 
@@ -103,23 +104,34 @@ def _text(v) -> str | None:
 
 
 def to_table(frame: pd.DataFrame, docs: dict[str, ColumnDoc]):
-    """An astropy Table of ``frame`` with every column's unit, UCD and description."""
-    from astropy.table import Table
+    """An astropy Table of ``frame`` with every column's unit, UCD and description (NULL
+    cells masked; text as unicode, so every format can hold it)."""
+    from astropy.table import MaskedColumn, Table
 
-    table = Table.from_pandas(frame) if len(frame.columns) else Table()
-    for name in table.colnames:
-        col = table[name]
-        if col.dtype == object:  # an all-NULL text column
-            table[name] = col.astype(str)
-            col = table[name]
+    table = Table()
+    for name in frame.columns:
+        s = frame[name]
+        mask = s.isna().to_numpy(dtype=bool)
+        if pd.api.types.is_integer_dtype(s.dtype):
+            data = s.fillna(0).to_numpy(dtype="int64")
+        elif pd.api.types.is_bool_dtype(s.dtype):
+            data = s.fillna(False).to_numpy(dtype=bool)
+        elif pd.api.types.is_float_dtype(s.dtype):
+            data = s.to_numpy(dtype="float64")
+        else:
+            data = np.array(["" if m else str(v) for v, m in zip(s, mask, strict=True)],
+                            dtype=str)
+            if data.dtype.itemsize == 0:
+                data = data.astype("U1")
+        col = MaskedColumn(data, name=name, mask=mask)
         d = docs.get(name)
-        if d is None:
-            continue
-        col.description = comment(d)
-        if d.unit:
-            col.unit = d.unit
-        if d.ucd:
-            col.meta["ucd"] = d.ucd
+        if d is not None:
+            col.description = comment(d)
+            if d.unit:
+                col.unit = d.unit
+            if d.ucd:
+                col.meta["ucd"] = d.ucd
+        table.add_column(col)
     return table
 
 
