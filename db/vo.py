@@ -64,11 +64,20 @@ def fetch(conn: psycopg.Connection, sql: str, params: Sequence | dict | None = N
           *, max_rows: int | None = None) -> pd.DataFrame:
     """Run one read-only query; a frame with dtypes from the column types (NULL as NA)."""
     conn.read_only = True
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        desc = cur.description or []
-        rows = cur.fetchmany(max_rows + 1) if max_rows is not None else cur.fetchall()
-    conn.rollback()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            desc = cur.description or []
+            if not desc:
+                raise VoError("the statement returns no rows")
+            rows = cur.fetchmany(max_rows + 1) if max_rows is not None else cur.fetchall()
+    except psycopg.Error as e:
+        conn.rollback()
+        lines = str(e).strip().splitlines()
+        raise VoError(lines[0] if lines else type(e).__name__) from None
+    finally:
+        if not conn.closed:
+            conn.rollback()
     if max_rows is not None and len(rows) > max_rows:
         raise VoError(f"the result has more than {max_rows:,} rows")
     names = [d.name for d in desc]
