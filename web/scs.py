@@ -162,3 +162,13 @@ def scs(request: Request, conn: Annotated[Any, Depends(_connection)]) -> Respons
             text += "; use a smaller SR"
         return Response(error_votable(text), media_type=MEDIA_TYPE)
     return Response(results_votable(table, ra, dec, sr), media_type=MEDIA_TYPE)
+
+
+def standalone_app():
+    """A FastAPI app serving only ``/scs`` (``uvicorn --factory web.scs:standalone_app``),
+    for a cone search without the explorer; the explorer includes :data:`router` itself."""
+    from fastapi import FastAPI
+
+    app = FastAPI(title="cscat cone search", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(router)
+    return app
