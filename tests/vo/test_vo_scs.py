@@ -37,8 +37,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(vo_env):
-    app = FastAPI()
-    app.include_router(scs.router)
+    app = scs.standalone_app()
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
