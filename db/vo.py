@@ -62,8 +62,11 @@ class VoError(ValueError):
 # -- running a query into a documented table -------------------------------------------------
 def fetch(conn: psycopg.Connection, sql: str, params: Sequence | dict | None = None,
           *, max_rows: int | None = None) -> pd.DataFrame:
-    """Run one read-only query; a frame with dtypes from the column types (NULL as NA)."""
-    conn.read_only = True
+    """Run one query in a read-only transaction (rolled back after); a frame with dtypes
+    from the column types (NULL as NA). VoError with PostgreSQL's first line on failure."""
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        conn.read_only = True  # else: the caller's transaction (the reader role's default
+        # is read-only anyway), rolled back below
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
