@@ -71,7 +71,7 @@ def build(conn: psycopg.Connection, *, table: str = "sources", version: int | No
         sql, _ = vo.detections_query()
         params = {}
         docs = vo.detection_docs()
-    frame = vo.fetch(conn, sql, params)
+    frame = vo.fetch(conn, sql, params, stream=True)
     out = vo.to_table(frame, docs)
     model_ids = sorted({int(m) for m in frame["model_id"].dropna()}) if len(frame) else []
     models = vo.models_of(conn, model_ids)

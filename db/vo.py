@@ -60,20 +60,35 @@ class VoError(ValueError):
 
 
 # -- running a query into a documented table -------------------------------------------------
+#: Rows per chunk of a streamed (server-side cursor) fetch.
+CHUNK_ROWS = 50_000
+
+
 def fetch(conn: psycopg.Connection, sql: str, params: Sequence | dict | None = None,
-          *, max_rows: int | None = None) -> pd.DataFrame:
+          *, max_rows: int | None = None, stream: bool = False) -> pd.DataFrame:
     """Run one query in a read-only transaction (rolled back after); a frame with dtypes
-    from the column types (NULL as NA). VoError with PostgreSQL's first line on failure."""
+    from the column types (NULL as NA). VoError with PostgreSQL's first line on failure.
+
+    ``stream``: a SELECT read through a server-side cursor in chunks of
+    :data:`CHUNK_ROWS`, each typed before the next arrives (exports of a whole catalog).
+    """
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         conn.read_only = True  # else: the caller's transaction (the reader role's default
         # is read-only anyway), rolled back below
+    chunks: list[pd.DataFrame] = []
+    n = 0
     try:
-        with conn.cursor() as cur:
+        with (conn.cursor(name="cscat_vo") if stream else conn.cursor()) as cur:
             cur.execute(sql, params)
             desc = cur.description or []
             if not desc:
                 raise VoError("the statement returns no rows")
-            rows = cur.fetchmany(max_rows + 1) if max_rows is not None else cur.fetchall()
+            size = CHUNK_ROWS if max_rows is None else min(CHUNK_ROWS, max_rows + 1)
+            while rows := cur.fetchmany(size):
+                n += len(rows)
+                if max_rows is not None and n > max_rows:
+                    raise VoError(f"the result has more than {max_rows:,} rows")
+                chunks.append(_frame(desc, rows))
     except psycopg.Error as e:
         conn.rollback()
         lines = str(e).strip().splitlines()
@@ -81,14 +96,16 @@ def fetch(conn: psycopg.Connection, sql: str, params: Sequence | dict | None = N
     finally:
         if not conn.closed:
             conn.rollback()
-    if max_rows is not None and len(rows) > max_rows:
-        raise VoError(f"the result has more than {max_rows:,} rows")
+    if not chunks:
+        return _frame(desc, [])
+    return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+
+
+def _frame(desc, rows: list[tuple]) -> pd.DataFrame:
     names = [d.name for d in desc]
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    out = {}
-    for d, values in zip(desc, cols, strict=True):
-        out[d.name] = _typed(d.type_code, values)
-    return pd.DataFrame(out, columns=names)
+    return pd.DataFrame({d.name: _typed(d.type_code, values)
+                         for d, values in zip(desc, cols, strict=True)}, columns=names)
 
 
 def _typed(oid: int, values: tuple) -> pd.Series:

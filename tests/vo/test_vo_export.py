@@ -172,3 +172,19 @@ def test_exported_detections_reingest_into_a_fresh_catalog(vo_env, pg_server, tm
         dbe.reset()
     assert len(again) == len(original)
     assert same(original, again) == []
+
+
+def test_a_streamed_export_in_many_chunks_equals_one_fetch(vo_env, monkeypatch):
+    from db import export, vo
+
+    with dbe.reader_connection() as conn:
+        sql, _ = vo.detections_query()
+        whole = vo.fetch(conn, sql)
+        monkeypatch.setattr(vo, "CHUNK_ROWS", 100)
+        table = export.build(conn, table="detections")
+    assert len(whole) > 900 and len(table) == len(whole)
+    streamed = table.to_pandas()
+    for c in ("name", "obsid", "hard_hm", "p_yso", "predicted_class"):
+        a, b = whole[c].astype(object), streamed[c].astype(object)
+        assert [None if pd.isna(x) else x for x in a] == [None if pd.isna(x) else x
+                                                          for x in b], c
