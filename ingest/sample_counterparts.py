@@ -177,3 +177,32 @@ def true_counterparts(sample) -> pd.DataFrame:
                                   "cp_id": df.loc[keep, CATALOGUES[name].id_col]
                                   .astype(str).to_numpy()}))
     return pd.concat(rows, ignore_index=True)
+
+
+class SampleCounterparts:
+    """Answers ``neighbours`` from the sample's generated catalogues, in memory, as
+    :class:`ingest.counterparts.CounterpartXMatch` does from CDS X-Match."""
+
+    def __init__(self, sample, radius_arcsec: float = NEIGHBOUR_RADIUS_ARCSEC) -> None:
+        self.sample, self.radius = sample, radius_arcsec
+        self.url = f"sample-counterparts:seed={sample.seed}"
+
+    def neighbours(self, sources: pd.DataFrame, on_progress=None) -> pd.DataFrame:
+        from ingest.counterparts import neighbours_frame
+        from ingest.sky import crossmatch
+
+        src = sources[["name", "ra", "dec"]].drop_duplicates("name").reset_index(drop=True)
+        frames = []
+        for name, obj in sample_counterparts(self.sample).items():
+            cat = CATALOGUES[name]
+            i1, i2, sep = crossmatch(src["ra"].to_numpy(float), src["dec"].to_numpy(float),
+                                     obj[cat.ra_col].to_numpy(), obj[cat.dec_col].to_numpy(),
+                                     self.radius)
+            o = obj.iloc[i2]
+            frames.append(neighbours_frame(
+                cat, src["name"].to_numpy()[i1], o[cat.ra_col], o[cat.dec_col], sep,
+                o[cat.id_col], o[cat.err_cols[0]], o[cat.err_cols[1]],
+                {k: o[v].to_numpy(float) for k, v in cat.values.items()}))
+        if on_progress is not None:
+            on_progress(len(src), len(src))
+        return pd.concat(frames, ignore_index=True)
