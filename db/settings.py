@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="largest candidate radius (the radius is 4.29 "
                                         "sigma of the combined position error)")
     counterpart_density_radius_arcsec: float = Field(
-        default=30.0, gt=0, le=180, description="X-Match radius: objects beyond the "
+        default=20.0, gt=0, le=180, description="X-Match radius: objects beyond the "
                                                 "candidate radius give the local density")
     counterpart_completeness: float = Field(
         default=0.5, gt=0, lt=1, description="NWAY's prior completeness: expected share of "

@@ -89,7 +89,8 @@ def test_associate_neighbours_candidates_density_ring_and_choice():
     nb = pd.concat([_frame("A", [0.2, 3.0, 12.0, 20.0, 29.0, 31.0]),
                     _frame("B", [4.0]),
                     _frame("C", [12.0] * 50)], ignore_index=True)
-    cands, matches = associate_neighbours(src, nb, AssociationParams(min_p_any=0.5))
+    params = AssociationParams(density_radius_arcsec=30.0, min_p_any=0.5)
+    cands, matches = associate_neighbours(src, nb, params)
     gaia = matches[matches["catalogue"] == "gaia"].set_index("name")
     assert list(cands.loc[cands["name"] == "A", "cp_id"]) == ["A-0", "A-1"]
     ring = math.pi * (30.0 ** 2 - (SEARCH_SIGMAS * math.sqrt(1 + 1e-4)) ** 2)

@@ -32,17 +32,17 @@ def test_three_vizier_tables_with_their_column_names_in_batches(fake, cp_sample)
     assert [p["cat2"] for p in posts] == (["vizier:I/355/gaiadr3"] * 3
                                           + ["vizier:II/246/out"] * 3
                                           + ["vizier:II/328/allwise"] * 3)
-    assert {p["distMaxArcsec"] for p in posts} == {"30.0"}
+    assert {p["distMaxArcsec"] for p in posts} == {"20.0"}
     assert posts[0]["cat1"] == "<120 rows>" and posts[2]["cat1"] == "<60 rows>"
     # the in-memory sample source answers the same (the demo's path)
-    mem = SampleCounterparts(cp_sample).neighbours(cp_sample.sources)
+    mem = SampleCounterparts(cp_sample, 20.0).neighbours(cp_sample.sources)
     key = ["catalogue", "name", "cp_id"]
     a = got.sort_values(key, ignore_index=True)
     b = mem.sort_values(key, ignore_index=True)
     pd.testing.assert_frame_equal(a[key], b[key])
     np.testing.assert_allclose(a["separation_arcsec"], b["separation_arcsec"], atol=1e-5)
     np.testing.assert_allclose(a["g_mag"], b["g_mag"], rtol=1e-6)
-    assert (got["separation_arcsec"] <= 30.0).all()
+    assert (got["separation_arcsec"] <= 20.0).all()
     gaia = got[got["catalogue"] == "gaia"]
     assert gaia["g_mag"].notna().all() and gaia["j_mag"].isna().all()
     assert (gaia["sigma_arcsec"] < 0.01).all()  # e_RA_ICRS in mas, as VizieR gives it
