@@ -122,6 +122,7 @@ class FakeServices:
         self.simbad_epoch = simbad_epoch
         self.log: list[tuple[str, dict]] = []
         self.failures: list[Failure] = []
+        self._vizier: dict[str, pd.DataFrame] = {}
         self._lock = threading.Lock()
         det = sample.detections
         order = np.lexsort((det["name"].to_numpy(), det["region_id"].to_numpy(),
@@ -339,8 +340,13 @@ class FakeServices:
         if radius > 180:
             raise QueryError("distMaxArcsec must not exceed 180")
         name = VIZIER_TABLES[str(params["cat2"])]
-        obj = sample_counterparts(self.sample)[name]
         cat = CATALOGUES[name]
+        with self._lock:  # sorted by Dec once: crossmatch then sorts an ordered array
+            if name not in self._vizier:
+                obj = sample_counterparts(self.sample)[name]
+                self._vizier[name] = obj.iloc[np.argsort(obj[cat.dec_col].to_numpy(),
+                                                         kind="stable")].reset_index(drop=True)
+            obj = self._vizier[name]
         i1, i2, sep = crossmatch(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
                                  obj[cat.ra_col].to_numpy(), obj[cat.dec_col].to_numpy(),
                                  radius)
