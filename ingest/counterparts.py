@@ -165,6 +165,19 @@ def associate_neighbours(sources: pd.DataFrame, neighbours: pd.DataFrame,
     return (pd.concat(cands, ignore_index=True), pd.concat(matches, ignore_index=True))
 
 
+class _VizierXMatch(_XMatch):
+    """Knows that X-Match serves our three VizieR tables: astroquery would otherwise fetch
+    the table list twice per query (a round trip each, before every batch)."""
+
+    def is_table_available(self, table_id) -> bool:  # noqa: D102
+        if isinstance(table_id, str) and table_id in _TABLES:
+            return True
+        return super().is_table_available(table_id)
+
+
+_TABLES = frozenset(c.table for c in CATALOGUES.values())
+
+
 class CounterpartXMatch:
     """All Gaia DR3 / 2MASS / AllWISE objects within a radius of sources, via CDS X-Match,
     in batches, with retries (the settings of the SIMBAD crossmatch)."""
@@ -175,7 +188,7 @@ class CounterpartXMatch:
         self.url, self.radius = url, radius_arcsec
         self.batch_size, self.retries, self.backoff = max(1, batch_size), retries, backoff
         self._sleep = sleep
-        self._xm = _XMatch(url, timeout)
+        self._xm = _VizierXMatch(url, timeout)
 
     @classmethod
     def from_settings(cls, settings, **kw) -> CounterpartXMatch:
