@@ -18,18 +18,19 @@ MATCH_COLUMNS = ("name", "catalogue", "cp_id", "p_any", "p_i", "separation_arcse
 
 
 def sources_for_counterparts(conn: Connection, refresh_days: float | None) -> pd.DataFrame:
-    """Sources without a fresh match in every catalogue: never matched, or matched more than
-    ``refresh_days`` ago (None: never refreshed)."""
+    """Sources without a fresh match: never matched, or matched more than ``refresh_days``
+    ago (None: never refreshed). A source's matches in every catalogue are written together,
+    in one transaction (``store_counterparts``), so its first catalogue's row tells: one
+    anti-join on the primary key, not an aggregate over every match."""
     fresh = "" if refresh_days is None else \
-        " WHERE fetched_at >= now() - make_interval(secs => :secs)"
+        " AND m.fetched_at >= now() - make_interval(secs => :secs)"
     return pd.read_sql_query(
         text(f"SELECT s.source_id, s.name, s.ra, s.dec, s.err_ellipse_r0 "
-             f"FROM {SCHEMA}.csc_source s LEFT JOIN (SELECT source_id FROM "
-             f"{SCHEMA}.counterpart_match{fresh} GROUP BY source_id "
-             f"HAVING count(*) = :n) m USING (source_id) "
-             f"WHERE m.source_id IS NULL ORDER BY s.source_id"),
+             f"FROM {SCHEMA}.csc_source s WHERE NOT EXISTS (SELECT 1 FROM "
+             f"{SCHEMA}.counterpart_match m WHERE m.source_id = s.source_id "
+             f"AND m.catalogue = :cat{fresh}) ORDER BY s.source_id"),
         conn, params={"secs": float(refresh_days or 0) * 86400.0,
-                      "n": len(COUNTERPART_CATALOGUES)})
+                      "cat": COUNTERPART_CATALOGUES[0]})
 
 
 def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.DataFrame,
@@ -50,6 +51,7 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
     conn.execute(text(f"UPDATE pg_temp.stage_cp_match st SET source_id = s.source_id "
                       f"FROM {SCHEMA}.csc_source s WHERE s.name = st.name"))
     conn.exec_driver_sql("DELETE FROM pg_temp.stage_cp_match WHERE source_id IS NULL")
+    conn.exec_driver_sql("ANALYZE pg_temp.stage_cp_match")  # plans for its real size
     params = {"run": run_id, "at": fetched_at}
     counts = dict(conn.execute(text(f"""
         SELECT count(DISTINCT st.source_id) AS sources,
@@ -95,6 +97,7 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
         "chosen boolean, " + ", ".join(f"{c} double precision" for c in COUNTERPART_VALUES)
         + ") ON COMMIT DROP")
     copy_frame(conn, "pg_temp.stage_cp_cand", cand, list(CANDIDATE_COLUMNS))
+    conn.exec_driver_sql("ANALYZE pg_temp.stage_cp_cand")
     value_cols = ", ".join(COUNTERPART_VALUES)  # fixed identifiers from db.models
     n_cand = conn.execute(text(f"""
         INSERT INTO {SCHEMA}.counterpart_candidate

@@ -122,7 +122,7 @@ class FakeServices:
         self.simbad_epoch = simbad_epoch
         self.log: list[tuple[str, dict]] = []
         self.failures: list[Failure] = []
-        self._vizier: dict[str, pd.DataFrame] = {}
+        self._vizier: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self._lock = threading.Lock()
         det = sample.detections
         order = np.lexsort((det["name"].to_numpy(), det["region_id"].to_numpy(),
@@ -341,12 +341,12 @@ class FakeServices:
             raise QueryError("distMaxArcsec must not exceed 180")
         name = VIZIER_TABLES[str(params["cat2"])]
         cat = CATALOGUES[name]
-        with self._lock:  # sorted by Dec once: crossmatch then sorts an ordered array
-            if name not in self._vizier:
-                obj = sample_counterparts(self.sample)[name]
-                self._vizier[name] = obj.iloc[np.argsort(obj[cat.dec_col].to_numpy(),
-                                                         kind="stable")].reset_index(drop=True)
-            obj = self._vizier[name]
+        with self._lock:  # sorted by Dec once per table (a replaced table is sorted again)
+            table = sample_counterparts(self.sample)[name]
+            if self._vizier.get(name, (None,))[0] is not table:
+                order = np.argsort(table[cat.dec_col].to_numpy(), kind="stable")
+                self._vizier[name] = (table, table.iloc[order].reset_index(drop=True))
+            obj = self._vizier[name][1]
         i1, i2, sep = crossmatch(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
                                  obj[cat.ra_col].to_numpy(), obj[cat.dec_col].to_numpy(),
                                  radius)

@@ -113,9 +113,11 @@ def test_refresh_with_a_changed_counterpart_keeps_the_history(engine, sample, fa
                   "catalog.csc_source s USING (source_id) WHERE m.catalogue = 'gaia' "
                   "AND m.cp_id IS NOT NULL ORDER BY s.name LIMIT 1")
     name, cp = m["name"].item(), m["cp_id"].item()
-    gaia = sample_counterparts(sample)["gaia"]
+    tables = sample_counterparts(sample)
+    gaia = tables["gaia"].copy()
     row = gaia["Source"].astype(str) == cp
     gaia.loc[row, "DE_ICRS"] = np.clip(gaia.loc[row, "DE_ICRS"] + 1.0, -89.0, 89.0)
+    tables["gaia"] = gaia  # the catalogue as served from now on
     n_src = q(engine, "SELECT count(*) AS n FROM catalog.csc_source")["n"].item()
     summary = run(engine, fake, refresh_days=0)
     c = summary.counterparts
