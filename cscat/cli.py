@@ -88,13 +88,22 @@ def _parser() -> argparse.ArgumentParser:
     simbad.add_argument("--refresh-days", type=float, default=None, metavar="N",
                         help="also re-crossmatch sources last matched more than N days ago")
     simbad.add_argument("--epoch", type=int, default=1, help=argparse.SUPPRESS)
-    for p_ in (csc, simbad):
+    cp = ing.add_parser("counterparts",
+                        help="Gaia DR3, 2MASS, AllWISE counterparts (CDS X-Match, NWAY)")
+    cp.add_argument("--refresh-days", type=float, default=None, metavar="N",
+                    help="also re-match sources matched more than N days ago "
+                         "(default: counterpart_refresh_days)")
+    for p_ in (csc, simbad, cp):
         p_.add_argument("--source", choices=["tap", "sample"], default="tap",
                         help="the live services (default) or the bundled sample")
     f = ing.add_parser("file", help="a VOTable, FITS, CSV or Parquet table with CSC columns")
     f.add_argument("path")
     sf = ing.add_parser("simbad-file", help="a crossmatch table (e.g. exported from TOPCAT)")
     sf.add_argument("path")
+    lb = ing.add_parser("labels", help="a curated training set (CSC name, class) as a label set")
+    lb.add_argument("path")
+    lb.add_argument("--set", required=True, metavar="NAME", dest="label_set",
+                    help="the label set's name, e.g. muwclass")
     ing_parser = sub.choices["ingest"]
     ing_parser.set_defaults(func=commands.ingest)
 

@@ -241,6 +241,18 @@ def _print_ingest(summary: dict) -> None:
         print(f"  SIMBAD: {s.get('new', 0)} new, {s.get('changed', 0)} changed, "
               f"{s.get('unchanged', 0)} unchanged, {s.get('unknown_source', 0)} unknown "
               f"sources, rejected: {summary['rejected']}")
+    if summary.get("counterparts"):
+        c = summary["counterparts"]
+        print(f"  counterparts: {c.get('sources', 0)} sources matched, "
+              f"{c.get('candidates', 0)} candidates, {c.get('chosen', 0)} chosen; matches "
+              f"{c.get('new', 0)} new, {c.get('changed', 0)} changed, "
+              f"{c.get('unchanged', 0)} unchanged")
+    if summary.get("labels"):
+        lab = summary["labels"]
+        classes = ", ".join(f"{k} {v}" for k, v in sorted(lab.get("classes", {}).items(),
+                                                          key=lambda x: -x[1]))
+        print(f"  label set {lab['set']!r}: {lab['n_labels']} labels ({lab['status']}); "
+              f"{classes}")
     for reason, n in sorted(summary.get("rejected_reasons", {}).items(), key=lambda x: -x[1]):
         print(f"  rejected {n:>6} × {reason}")
     if summary.get("ignored_columns"):
@@ -292,6 +304,18 @@ def ingest(args: argparse.Namespace) -> None:
         _require_services(args.source, csc=False)
         summary = _flows().ingest_simbad_flow(refresh_days=args.refresh_days,
                                               source=args.source, epoch=args.epoch)
+    elif args.what == "counterparts":
+        _require_services(args.source, csc=False)
+        summary = _flows().ingest_counterparts_flow(refresh_days=args.refresh_days,
+                                                    source=args.source)
+    elif args.what == "labels":
+        from ingest.labels import read_labels
+        from pipeline import counterparts
+
+        labels = read_labels(args.path)
+        with writer(dbe.migrated_engine()):
+            summary = counterparts.ingest_labels(dbe.migrated_engine(), labels,
+                                                 args.label_set, str(args.path)).as_dict()
     elif args.what == "file":
         frame = files.read_table(args.path)
         with writer(dbe.migrated_engine()):
@@ -327,6 +351,7 @@ def update(args: argparse.Namespace) -> None:
                                        refresh_days=args.refresh_days, wait=args.wait)
     _print_ingest(out["csc"])
     _print_ingest(out["simbad"])
+    _print_ingest(out["counterparts"])
     print(f"model: {'refit' if out['refit'] else 'reapplied'} ({out['refit_decision']})")
     _print_refit(out["refit"])
     _print_release(out["release"])
@@ -370,6 +395,8 @@ def demo(args: argparse.Namespace) -> None:
         print(f"\n== {epoch}: update_catalog ==")
         _print_ingest(run["csc"])
         _print_ingest(run["simbad"])
+        if run.get("counterparts"):
+            _print_ingest(run["counterparts"])
         print(f"model: {'refit' if run['refit'] else 'reapplied'} ({run['refit_decision']})")
         _print_refit(run["refit"])
         _print_release(run["release"])

@@ -66,7 +66,8 @@ class IngestRun(Base):
 
     __tablename__ = "ingest_run"
     __table_args__ = (
-        CheckConstraint("kind IN ('csc', 'simbad', 'file', 'simbad-file', 'sample')", "kind"),
+        CheckConstraint("kind IN ('csc', 'simbad', 'file', 'simbad-file', 'sample', "
+                        "'counterparts', 'labels')", "kind"),
         CheckConstraint("status IN ('running', 'completed', 'failed')", "status"),
     )
 
@@ -358,6 +359,111 @@ class SimbadType(Base):
     class_: Mapped[str | None] = mapped_column("class", Text)
     agg_class: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
+
+
+#: Catalogues of counterparts (``ingest.counterparts.CATALOGUES``).
+COUNTERPART_CATALOGUES = ("gaia", "2mass", "allwise")
+_CATALOGUE_CHECK = "catalogue IN ('gaia', '2mass', 'allwise')"
+#: Magnitude and astrometry columns of a counterpart candidate (VizieR units).
+COUNTERPART_VALUES = ("g_mag", "bp_mag", "rp_mag", "parallax", "pm", "j_mag", "h_mag",
+                      "k_mag", "w1_mag", "w2_mag", "w3_mag")
+
+
+counterpart_candidate_table = Table(
+    "counterpart_candidate",
+    Base.metadata,
+    Column("source_id", BigInteger, primary_key=True),
+    Column("catalogue", Text, primary_key=True),
+    Column("cp_id", Text, primary_key=True, comment="the catalogue's own id"),
+    Column("ra", Double, nullable=False),
+    Column("dec", Double, nullable=False),
+    Column("separation_arcsec", Double, nullable=False),
+    Column("sigma_arcsec", Double, nullable=False, comment="1-sigma position error"),
+    Column("p_any", Double, nullable=False,
+           comment="probability that the source has a counterpart in this catalogue"),
+    Column("p_i", Double, nullable=False, comment="probability that this candidate is it"),
+    Column("chosen", Boolean, nullable=False),
+    *(Column(c, Double) for c in COUNTERPART_VALUES),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("ingest_run_id", Integer, nullable=False),
+    CheckConstraint(_CATALOGUE_CHECK, "catalogue"),
+    comment="every counterpart candidate of the current match (a bulk table: no foreign "
+            "keys; replaced per source when its match is refreshed)",
+)
+
+
+class CounterpartCandidate(Base):
+    """A Gaia DR3 / 2MASS / AllWISE object within a source's search radius, with NWAY's
+    probabilities (replaced when the source's counterparts are refreshed)."""
+
+    __table__ = counterpart_candidate_table
+    source_id: Mapped[int]
+    catalogue: Mapped[str]
+    cp_id: Mapped[str]
+
+
+class CounterpartMatch(Base):
+    """The current counterpart of a source in one catalogue (``cp_id`` NULL: none chosen)."""
+
+    __tablename__ = "counterpart_match"
+    __table_args__ = (CheckConstraint(_CATALOGUE_CHECK, "catalogue"),
+                      Index("ix_counterpart_match_fetched_at", "fetched_at"))
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.csc_source.source_id"), primary_key=True)
+    catalogue: Mapped[str] = mapped_column(Text, primary_key=True)
+    cp_id: Mapped[str | None] = mapped_column(Text, comment="the chosen candidate")
+    p_any: Mapped[float] = mapped_column(Double)
+    p_i: Mapped[float | None] = mapped_column(Double, comment="p_i of the best candidate")
+    separation_arcsec: Mapped[float | None] = mapped_column(Double)
+    n_candidates: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), comment="when cp_id last took its current value")
+    ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+
+
+class CounterpartMatchHistory(Base):
+    """A counterpart match that a later refresh replaced with a different chosen one."""
+
+    __tablename__ = "counterpart_match_history"
+
+    history_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.csc_source.source_id"), index=True)
+    catalogue: Mapped[str] = mapped_column(Text)
+    cp_id: Mapped[str | None] = mapped_column(Text)
+    p_any: Mapped[float] = mapped_column(Double)
+    p_i: Mapped[float | None] = mapped_column(Double)
+    separation_arcsec: Mapped[float | None] = mapped_column(Double)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+
+
+class LabelSet(Base):
+    """A curated training set (source name -> class), e.g. the MUWCLASS training set."""
+
+    __tablename__ = "label_set"
+
+    set_id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    origin: Mapped[str] = mapped_column(Text, comment="the imported file")
+    n_labels: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(Text, comment="sha256 of the sorted (name, class) rows")
+    created_at: Mapped[datetime] = _now()
+    ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+
+
+class Label(Base):
+    """One source's class in a label set (by CSC name: it need not be ingested yet)."""
+
+    __tablename__ = "label"
+
+    set_id: Mapped[int] = mapped_column(ForeignKey(f"{SCHEMA}.label_set.set_id"),
+                                        primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True, comment="CSC source name")
+    class_: Mapped[str] = mapped_column("class", Text)
 
 
 #: Tables whose row counts ``cscat status`` shows.

@@ -82,6 +82,20 @@ class Settings(BaseSettings):
     simbad_radius_arcsec: float = 1.0
     simbad_refresh_days: float = Field(default=90.0,
                                        description="re-crossmatch sources older than this")
+    counterpart_refresh_days: float = Field(
+        default=90.0, description="re-match counterparts (Gaia DR3, 2MASS, AllWISE) older "
+                                  "than this")
+    counterpart_max_radius_arcsec: float = Field(
+        default=10.0, gt=0, description="largest candidate radius (the radius is 4.29 "
+                                        "sigma of the combined position error)")
+    counterpart_density_radius_arcsec: float = Field(
+        default=20.0, gt=0, le=180, description="X-Match radius: objects beyond the "
+                                                "candidate radius give the local density")
+    counterpart_completeness: float = Field(
+        default=0.5, gt=0, lt=1, description="NWAY's prior completeness: expected share of "
+                                             "sources with a counterpart per catalogue")
+    counterpart_min_p_any: float = Field(
+        default=0.5, ge=0, le=1, description="choose a counterpart only when p_any >= this")
     # -- classification policy --------------------------------------------------------------
     n_components: int = 6
     random_state: int = 42

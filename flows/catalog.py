@@ -1,7 +1,8 @@
 """Prefect flows of the living catalog. Thin: each task calls one ``pipeline`` step.
 
 Flows: ``ingest_csc``, ``ingest_simbad``, ``refit``, ``reclassify``, ``build_master`` and
-``update_catalog`` (ingest → SIMBAD → refit or reapply by policy → classify → master).
+``update_catalog`` (ingest → SIMBAD → counterparts → refit or reapply by policy → classify →
+master).
 Everything that writes a catalog version holds the catalog's advisory lock.
 """
 
@@ -38,6 +39,16 @@ def ingest_simbad_task(refresh_days: float | None, source: str, epoch: int) -> d
     settings = get_settings()
     return ingest.ingest_simbad(migrated_engine(), sources.simbad_source(settings, source, epoch),
                                 refresh_days=refresh_days).as_dict()
+
+
+@task(name="match counterparts (Gaia DR3, 2MASS, AllWISE)")
+def ingest_counterparts_task(refresh_days: float | None, source: str) -> dict:
+    from pipeline import counterparts
+
+    settings = get_settings()
+    return counterparts.ingest_counterparts(
+        migrated_engine(), sources.counterpart_source(settings, source), settings,
+        refresh_days=refresh_days).as_dict()
 
 
 @task(name="decide refit or reapply")
@@ -84,6 +95,14 @@ def ingest_simbad_flow(refresh_days: float | None = None, source: str = "tap",
         return ingest_simbad_task(days, source, epoch)
 
 
+@flow(name="ingest_counterparts")
+def ingest_counterparts_flow(refresh_days: float | None = None, source: str = "tap") -> dict:
+    """Match sources without a fresh match with Gaia DR3, 2MASS and AllWISE (NWAY)."""
+    days = get_settings().counterpart_refresh_days if refresh_days is None else refresh_days
+    with writer(migrated_engine()):
+        return ingest_counterparts_task(days, source)
+
+
 @flow(name="refit")
 def refit_flow(wait: bool = False) -> dict:
     """Fit a model on all current detections and labels; promote it if it validates."""
@@ -120,10 +139,12 @@ def update_catalog_flow(until: str | None = None, refit: str = "auto", source: s
     with writer(migrated_engine()), update_lock(migrated_engine(), wait):
         csc = ingest_csc_task(until, source)
         simbad = ingest_simbad_task(days, source, simbad_epoch)
+        counterparts = ingest_counterparts_task(get_settings().counterpart_refresh_days,
+                                                source)
         do_refit, why = (refit == "always", "asked for") if refit != "auto" \
             else needs_refit_task()
         fitted = refit_task() if do_refit else None
         promote = fitted["model_id"] if fitted and fitted["promote"] else None
         release = publish_task(promote=promote)
-    return {"csc": csc, "simbad": simbad, "refit_decision": why, "refit": fitted,
-            "release": release}
+    return {"csc": csc, "simbad": simbad, "counterparts": counterparts, "refit_decision": why,
+            "refit": fitted, "release": release}

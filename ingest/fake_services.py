@@ -8,7 +8,10 @@ like the real service it answers a TAP error for a column it does not have: any 
 ``fs.fail(mode=...)`` injects service faults: HTTP errors, hangs, truncated, malformed or
 schema-drifted VOTables, OVERFLOW on every answer, a dropped connection;
 ``fs.xmatch_url`` answers astroquery's ``XMatch.query(cat1=<table>, cat2='simbad', ...)`` with
-every SIMBAD object within ``distMaxArcsec``. ``fs.log`` records (path, params) of requests.
+every SIMBAD object within ``distMaxArcsec``, and ``cat2='vizier:I/355/gaiadr3'``,
+``'vizier:II/246/out'`` or ``'vizier:II/328/allwise'`` with every object of the sample's
+generated Gaia DR3 / 2MASS / AllWISE table (``ingest.sample_counterparts``, VizieR column
+names) within it. ``fs.log`` records (path, params) of requests.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ import pandas as pd
 
 from db.csc_columns import DOCUMENTED_TAP_COLUMNS, TAP_ALIASES
 from ingest.adql import referenced_columns
+from ingest.counterparts import CATALOGUES
 from ingest.dates import until_mjd
 from ingest.sample import Sample
 from ingest.sky import crossmatch
 from ingest.votable_fast import votable_binary2
 
 TAP_PREFIX = "/tap"
+#: VizieR tables the fake X-Match serves (the sample's generated counterparts).
+VIZIER_TABLES = {c.table: c.name for c in CATALOGUES.values()}
 XMATCH_PATH = "/xmatch/api/v1/sync"
 NEWLINE = b"\n"
 
@@ -116,6 +122,7 @@ class FakeServices:
         self.simbad_epoch = simbad_epoch
         self.log: list[tuple[str, dict]] = []
         self.failures: list[Failure] = []
+        self._vizier: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self._lock = threading.Lock()
         det = sample.detections
         order = np.lexsort((det["name"].to_numpy(), det["region_id"].to_numpy(),
@@ -294,6 +301,8 @@ class FakeServices:
         """All (cat1 row, SIMBAD object) pairs within distMaxArcsec, angDist first."""
         if params.get("request") != "xmatch":
             raise QueryError("request must be 'xmatch'")
+        if str(params.get("cat2", "")) in VIZIER_TABLES and "cat1" in files:
+            return self._xmatch_vizier(params, files)
         # astroquery 0.4.11 sends cat2='vizier:simbad' when the table list names 'simbad'
         if str(params.get("cat2", "")).lower() not in ("simbad", "vizier:simbad") \
                 or "cat1" not in files:
@@ -317,6 +326,48 @@ class FakeServices:
                                                    "main_type_simbad": "main_type"}),
         ], axis=1)
         return out
+
+
+    def _xmatch_vizier(self, params: dict, files: dict[str, bytes]) -> pd.DataFrame:
+        """All (cat1 row, catalogue object) pairs within distMaxArcsec, angDist first."""
+        from ingest.sample_counterparts import sample_counterparts
+
+        cat1 = pd.read_csv(io.BytesIO(files["cat1"]))
+        ra_col, dec_col = params.get("colRA1"), params.get("colDec1")
+        if ra_col not in cat1.columns or dec_col not in cat1.columns:
+            raise QueryError(f'Column name "{ra_col}" or "{dec_col}" not found')
+        radius = float(params["distMaxArcsec"])
+        if radius > 180:
+            raise QueryError("distMaxArcsec must not exceed 180")
+        name = VIZIER_TABLES[str(params["cat2"])]
+        cat = CATALOGUES[name]
+        with self._lock:  # sorted by Dec once per table (a replaced table is sorted again)
+            table = sample_counterparts(self.sample)[name]
+            if self._vizier.get(name, (None,))[0] is not table:
+                order = np.argsort(table[cat.dec_col].to_numpy(), kind="stable")
+                self._vizier[name] = (table, table.iloc[order].reset_index(drop=True))
+            obj = self._vizier[name][1]
+        i1, i2, sep = crossmatch(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
+                                 obj[cat.ra_col].to_numpy(), obj[cat.dec_col].to_numpy(),
+                                 radius)
+        order = np.lexsort((sep, i1))
+        i1, i2, sep = i1[order], i2[order], sep[order]
+        if params.get("cols2"):  # the columns asked for (names the table lacks are left out)
+            obj = obj[[c for c in str(params["cols2"]).split(",") if c in obj.columns]]
+        return pd.concat([pd.DataFrame({"angDist": np.round(sep, 6)}),
+                          cat1.iloc[i1].reset_index(drop=True),
+                          obj.iloc[i2].reset_index(drop=True)], axis=1)
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    """CSV as X-Match writes it (Arrow's writer: pandas' float formatting takes seconds)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    buf = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), buf,
+                    pacsv.WriteOptions(quoting_style="needed"))
+    return buf.getvalue()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -424,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == XMATCH_PATH:
             df = self.fake.xmatch(params, files)
             if str(params.get("RESPONSEFORMAT", "votable")).lower() == "csv":
-                body, ctype = df.to_csv(index=False).encode(), "text/csv"
+                body, ctype = _csv(df), "text/csv"
             else:
                 body, ctype = votable_binary2(df), "application/x-votable+xml"
         elif raw:
@@ -436,7 +487,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == TAP_PREFIX + "/capabilities":
             return 200, _CAPABILITIES.replace(b"{URL}", self.fake.tap_url.encode()), "text/xml"
         elif path == XMATCH_PATH + "/tables":
-            return 200, b"simbad\n", "text/plain"
+            names = ["simbad", *(t.removeprefix("vizier:") for t in VIZIER_TABLES)]
+            return 200, ("\n".join(names) + "\n").encode(), "text/plain"
         else:
             return 404, b"not found", "text/plain"
         return (200, body, df) if raw else (200, body, ctype)

@@ -58,6 +58,8 @@ class IngestSummary:
     observations: int = 0
     rejected_reasons: dict[str, int] = field(default_factory=dict)
     simbad: dict[str, int] = field(default_factory=dict)
+    counterparts: dict[str, int] = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
     message: str | None = None
     ignored_columns: list[str] = field(default_factory=list)
 

@@ -45,6 +45,19 @@ def simbad_source(settings: Settings, source: str = "tap", epoch: int = 1):
     raise ValueError(f"unknown data source {source!r}: expected 'tap' or 'sample'")
 
 
+def counterpart_source(settings: Settings, source: str = "tap"):
+    """``tap``: CDS X-Match against Gaia DR3, 2MASS, AllWISE; ``sample``: the sample's."""
+    if source == "sample":
+        from ingest.sample_counterparts import SampleCounterparts
+
+        return SampleCounterparts(sample(), settings.counterpart_density_radius_arcsec)
+    if source == "tap":
+        with contextlib.redirect_stdout(io.StringIO()):  # astroquery prints about `regions`
+            from ingest.counterparts import CounterpartXMatch
+        return CounterpartXMatch.from_settings(settings)
+    raise ValueError(f"unknown data source {source!r}: expected 'tap' or 'sample'")
+
+
 def csc_url(settings: Settings) -> str:
     """The CSC TAP service the settings name."""
     return settings.csc_tap_url

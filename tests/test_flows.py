@@ -55,6 +55,9 @@ def test_update_catalog_then_reclassify_and_events(prefect, engine, monkeypatch)
     assert out["release"]["catalog_version"] == 1
     n_det = scalar(engine, "SELECT count(*) FROM catalog.csc_detection")
     assert out["release"]["detections_classified"] == n_det > 0
+    n_src = scalar(engine, "SELECT count(*) FROM catalog.csc_source")
+    assert out["counterparts"]["counterparts"]["sources"] == n_src  # a step of update
+    assert scalar(engine, "SELECT count(*) FROM catalog.counterpart_match") == 3 * n_src
 
     emitted = []
     monkeypatch.setattr(prefect, "emit_event", lambda **kw: emitted.append(kw))

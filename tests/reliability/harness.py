@@ -167,7 +167,8 @@ def _without_prefect(sample) -> None:
 
     for name in ("ingest_csc_task", "ingest_simbad_task", "needs_refit_task", "refit_task",
                  "publish_task", "ingest_csc_flow", "ingest_simbad_flow", "refit_flow",
-                 "reclassify_flow", "build_master_flow", "update_catalog_flow"):
+                 "reclassify_flow", "build_master_flow", "update_catalog_flow",
+                 "ingest_counterparts_task", "ingest_counterparts_flow"):
         setattr(catalog, name, getattr(catalog, name).fn)
     catalog.emit_event = lambda **kw: None
     sources.sample = lambda *a, **k: sample
