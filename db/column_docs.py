@@ -249,6 +249,45 @@ CATALOG_VERSION_VIEW: dict[str, ColumnDoc] = {
     "note": D("what triggered the version", None, "meta.note"),
 }
 
+COUNTERPART: dict[str, ColumnDoc] = {
+    "name": NAME,
+    "catalogue": D("counterpart catalogue: gaia (Gaia DR3), 2mass (2MASS PSC) or allwise "
+                   "(AllWISE)", None, "meta.id;meta.dataset"),
+    "counterpart_id": D("the candidate's identifier in its catalogue", None, "meta.id.cross"),
+    "ra": D("ICRS right ascension of the candidate", "deg", "pos.eq.ra"),
+    "dec": D("ICRS declination of the candidate", "deg", "pos.eq.dec"),
+    "separation_arcsec": D("angular distance from the X-ray position", "arcsec",
+                           "pos.angDistance"),
+    "sigma_arcsec": D("combined 1-sigma positional error of the pair (X-ray and candidate)",
+                      "arcsec", "stat.error;pos"),
+    "p_any": D("probability that the source has a counterpart in this catalogue (NWAY "
+               "p_any)", None, "stat.probability"),
+    "p_i": D("probability that this candidate is the counterpart (NWAY p_i)", None,
+             "stat.probability"),
+    "chosen": D("true for the adopted counterpart in this catalogue", None, "meta.code"),
+    "g_mag": D("Gaia G magnitude", "mag", "phot.mag;em.opt"),
+    "bp_mag": D("Gaia BP magnitude", "mag", "phot.mag;em.opt.B"),
+    "rp_mag": D("Gaia RP magnitude", "mag", "phot.mag;em.opt.R"),
+    "parallax": D("Gaia parallax", "mas", "pos.parallax"),
+    "pm": D("Gaia total proper motion", "mas.yr**-1", "pos.pm"),
+    "j_mag": D("2MASS J magnitude", "mag", "phot.mag;em.IR.J"),
+    "h_mag": D("2MASS H magnitude", "mag", "phot.mag;em.IR.H"),
+    "k_mag": D("2MASS Ks magnitude", "mag", "phot.mag;em.IR.K"),
+    "w1_mag": D("AllWISE W1 (3.4 um) magnitude", "mag", "phot.mag;em.IR.3-4um"),
+    "w2_mag": D("AllWISE W2 (4.6 um) magnitude", "mag", "phot.mag;em.IR.4-8um"),
+    "w3_mag": D("AllWISE W3 (12 um) magnitude", "mag", "phot.mag;em.IR.8-15um"),
+    "fetched_at": D("when the candidates were fetched from CDS X-Match (UTC)", None,
+                    "time.processing"),
+}
+
+TRAINING_LABEL: dict[str, ColumnDoc] = {
+    "label_set": D("name of the imported label set (cscat ingest labels --set)", None,
+                   "meta.id"),
+    "name": NAME,
+    "class": D("the class the label set gives the source", None, "src.class"),
+    "created_at": D("when the label set was imported (UTC)", None, "time.creation"),
+}
+
 #: view (in schema catalog) -> column -> doc: every column of every view.
 VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "detection": DETECTION,
@@ -259,6 +298,8 @@ VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "class_change": CLASS_CHANGE,
     "model_version": MODEL_VERSION,
     "catalog_version": CATALOG_VERSION_VIEW,
+    "counterpart": COUNTERPART,
+    "training_label": TRAINING_LABEL,
 }
 
 

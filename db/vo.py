@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -320,11 +321,12 @@ def detection_docs() -> dict[str, ColumnDoc]:
 
 def view_docs(sql_columns: Sequence[str]) -> dict[str, ColumnDoc]:
     """Docs for the columns of an arbitrary query: a column named like a view column gets
-    that column's doc when every view that has the name documents it the same way."""
+    the doc most views that have the name give it (none on a tie): ``ra`` is the source's
+    position in every view but ``catalog.counterpart``."""
     out: dict[str, ColumnDoc] = {}
     for name in sql_columns:
-        found = {cols[name] for cols in VIEWS.values() if name in cols}
-        if len(found) == 1:
-            out[name] = found.pop()
+        found = Counter(cols[name] for cols in VIEWS.values() if name in cols).most_common(2)
+        if found and (len(found) == 1 or found[0][1] > found[1][1]):
+            out[name] = found[0][0]
     return out
 
