@@ -227,6 +227,7 @@ def _reader_job(job: dict, go: Path) -> None:
             found = snapshot_problems(conn)
             v = conn.execute(text("SELECT max(release_id) FROM catalog.release")).scalar_one()
             conn.rollback()
+        found += oracle_problems(engine)  # its own snapshot: `cscat check` as a user runs it
         n += 1
         seen[str(v)] = seen.get(str(v), 0) + 1
         for p in found:
@@ -495,10 +496,10 @@ SELECT
 
 
 def check_catalog(engine, version: int | None = None) -> list[str]:
-    """What is wrong with the catalog now (empty: all holds). The lead extends this one
-    function with further oracles (e.g. ``cscat check`` once it exists).
+    """What is wrong with the catalog now (empty: all holds).
 
-    The server answers; no partial catalog version (counts and results of every release,
+    ``cscat check``'s oracle holds (:func:`oracle_problems`, unless ``version`` is given);
+    the server answers; no partial catalog version (counts and results of every release,
     numbering, one current result per detection and source, one active model); the
     per-source results at the newest version (or ``version``) agree with its per-detection
     results; the references the bulk tables keep without foreign keys hold; no stale
@@ -511,6 +512,8 @@ def check_catalog(engine, version: int | None = None) -> list[str]:
     with engine.connect() as conn:
         found = snapshot_problems(conn, version)
         conn.rollback()
+    if version is None:
+        found += oracle_problems(engine)
     with engine.connect() as conn:
         if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
                             {"k": UPDATE_LOCK_KEY}).scalar_one():
@@ -518,6 +521,21 @@ def check_catalog(engine, version: int | None = None) -> list[str]:
         else:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
         conn.commit()
+    return found
+
+
+def oracle_problems(engine) -> list[str]:
+    """What ``cscat check`` finds (``db.oracle.check``, the function the command runs: every
+    current source result recomputed from the current detection results and SIMBAD types)."""
+    from db import oracle
+    from db.settings import Settings
+
+    result = oracle.check(engine, Settings(max_unclassifiable_share=SMALL_CATALOG_SHARE))
+    found = [f"cscat check: {p}" for p in result.problems]
+    if len(result.differences):
+        cols = sorted(set(result.differences["column"].astype(str)))
+        found.append(f"cscat check: source results differ from their recomputation in "
+                     f"{cols} ({result.n_sources_wrong} sources)")
     return found
 
 
@@ -562,6 +580,20 @@ def error_line(stderr: str) -> str:
         if re.match(r"(cscat: error:|[\w.]+(Error|Exception|Violation|Interrupt)\b)", ln):
             return ln[:240]
     return (lines or [""])[-1][:240]
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The ``cscat: error: ...`` lines of a command's stderr (progress logs are not errors)."""
+    return [ln for ln in stderr.splitlines() if ln.startswith("cscat: error:")]
+
+
+def one_error(stderr: str) -> tuple[bool, str]:
+    """(exactly one ``cscat: error:`` line and no traceback, what was seen)."""
+    errors = error_lines(stderr)
+    traced = "Traceback (most recent call last)" in stderr
+    seen = (f"{len(errors)} error line(s){', a traceback' if traced else ''}: "
+            f"{(errors[0] if errors else error_line(stderr))[:240]!r}")
+    return len(errors) == 1 and not traced, seen
 
 
 def problem_kind(problem: str) -> str:

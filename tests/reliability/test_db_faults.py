@@ -107,12 +107,13 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
 
 
 def one_line_error(job: dict, cause: str) -> tuple[bool, str]:
-    """Non-zero exit, stderr one line ``cscat: error: ...`` matching ``cause``."""
-    lines = job.get("err", "").strip().splitlines()
-    ok = (job["exit_code"] not in (0, None) and len(lines) == 1
-          and lines[0].startswith("cscat: error:") and re.search(cause, lines[0], re.I))
-    return bool(ok), (f"exit {job['exit_code']}; stderr {len(lines)} lines: "
-                      f"{harness.error_line(job.get('err', ''))!r}")
+    """Non-zero exit, exactly one ``cscat: error: ...`` line on stderr, matching ``cause``,
+    and no traceback (progress lines before it are not errors)."""
+    err = job.get("err", "")
+    one, seen = harness.one_error(err)
+    errors = harness.error_lines(err)
+    ok = job["exit_code"] not in (0, None) and one and re.search(cause, errors[0], re.I)
+    return bool(ok), f"exit {job['exit_code']}; {seen}"
 
 
 def counts(engine) -> tuple:
