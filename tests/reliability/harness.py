@@ -162,9 +162,10 @@ def _without_prefect(sample) -> None:
     """Make ``cscat``'s flows plain functions (their tasks too) and ``--source sample`` the
     small sample: Prefect's start-up (a temporary API server, ~10-30 s per process here)
     is replaced, everything the flows call runs as it does under Prefect."""
-    from flows import catalog
+    from flows import catalog, runtime
     from pipeline import sources
 
+    runtime.start_temporary_server = lambda *a, **k: None  # no API server: nothing calls it
     for name in ("ingest_csc_task", "ingest_simbad_task", "needs_refit_task", "refit_task",
                  "publish_task", "ingest_csc_flow", "ingest_simbad_flow", "refit_flow",
                  "reclassify_flow", "build_master_flow", "update_catalog_flow"):
