@@ -158,7 +158,10 @@ def _reuse_candidate(engine: Engine, params: dict, digest: str, X: pd.DataFrame,
              row["model_id"])
     return RefitResult(row["model_id"], row["n_detections"], row["n_labeled"],
                        v.get("fine", {}).get("accuracy"), agg_acc, True,
-                       row["note"] or "", features=settings.features,
+                       f"no new model: candidate model {row['model_id']} was fitted on this "
+                       f"input with these parameters by a run that ended before publishing "
+                       f"it; it is promoted now ({row['note']})", new_model=False,
+                       features=settings.features,
                        n_unclassifiable=int(left.sum()),
                        unclassifiable={str(r): int(c) for r, c in left.items()})
 
@@ -287,11 +290,11 @@ def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLab
     return out.reset_index()[store.SOURCE_RESULT_COLUMNS]
 
 
-def _resolve_candidates(engine: Engine, promote: int | None) -> None:
-    """Before a publish: reject every candidate model it will not promote (left by a
+def _resolve_candidates(engine: Engine) -> None:
+    """After a publish that changed nothing: still reject the candidate models (left by a
     process that ended between its refit and its publish), so none stays candidate."""
     with engine.begin() as conn:
-        n = store.resolve_candidates(conn, promote)
+        n = store.resolve_candidates(conn, None)
     if n:
         log.info("rejected %d candidate model(s) left unpublished by an earlier run", n)
 
@@ -305,7 +308,6 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
     to detections with no current result under it (``reclassify_all``: to every detection).
     Master results are rebuilt for the sources that gained results or SIMBAD changes.
     """
-    _resolve_candidates(engine, promote)
     try:
         with engine.begin() as conn:
             store.sync_taxonomy(conn, taxonomy_table())
@@ -314,6 +316,7 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                 promote = None  # already active: promoting it again changes nothing
             if promote is not None:
                 store.set_model_status(conn, promote, "active")
+            store.resolve_candidates(conn, promote)  # none stays candidate past a publish
             active = store.active_model(conn)
             if active is None:
                 raise NothingChanged("no active model: run a refit first")
@@ -345,4 +348,5 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             return summary
     except NothingChanged as e:
         log.info("catalog unchanged: %s", e)
+        _resolve_candidates(engine)
         return None

@@ -64,8 +64,8 @@ WRAPPED = {
 
 
 # -- in the child --------------------------------------------------------------------------
-def _install_points(kill: dict | None, counts: dict[str, int], pause: dict | None = None
-                    ) -> None:
+def _install_points(kill: dict | None, counts: dict[str, int], pause: dict | None = None,
+                    trace: list[str] | None = None) -> None:
     """Count every point; SIGKILL this process at ``kill['point']``'s ``kill['n']``-th hit.
     ``pause``: at its point's n-th hit, create the file ``pause['marker']`` and sleep
     ``pause['sleep_s']`` (the test breaks the database meanwhile).
@@ -79,6 +79,8 @@ def _install_points(kill: dict | None, counts: dict[str, int], pause: dict | Non
 
     def hit(point: str) -> None:
         counts[point] = counts.get(point, 0) + 1
+        if trace is not None:
+            trace.append(point)
         if kill and kill["point"] == point and counts[point] == kill["n"]:
             os.kill(os.getpid(), signal.SIGKILL)
         if pause and pause["point"] == point and counts[point] == pause["n"]:
@@ -139,15 +141,17 @@ def _child(request: dict, sample) -> None:
     from sqlalchemy import create_engine
 
     counts: dict[str, int] = {}
-    _install_points(request.get("kill"), counts)
-    result: dict = {"counts": counts, "commands": {}}
+    trace: list[str] = []
+    _install_points(request.get("kill"), counts, trace=trace)
+    result: dict = {"counts": counts, "commands": {}, "traces": {}}
     code = 0
     try:
         engine = create_engine(request["db_url"],
                                connect_args={"application_name": CHILD_APP})
         for name in request["commands"]:
-            before = dict(counts)
+            before, start = dict(counts), len(trace)
             result["commands"][name] = run_command(engine, sample, name)
+            result["traces"][name] = trace[start:]
             result.setdefault("per_command", {})[name] = {
                 k: v - before.get(k, 0) for k, v in counts.items() if v - before.get(k, 0)}
         engine.dispose()
@@ -331,6 +335,30 @@ def serve() -> None:
             answer.update(json.loads(result.read_text()))
             result.unlink()
         _answer(answer)
+
+
+#: The phases of a run a kill point belongs to, in order (counterparts: not built yet).
+PHASES = ("ingest", "simbad", "refit", "publish")
+
+
+def phase_of_hits(trace: list[str]) -> list[tuple[str, int, str]]:
+    """Each hit of ``trace`` as (point, which hit of it, phase). A commit between two points
+    of one phase belongs to it; between points of two phases, to the earlier one (a step
+    commits its work as it ends: the refit's model is committed before the publish starts);
+    before the first point, to that point's phase."""
+    nth: dict[str, int] = {}
+    named: list[tuple[str, int, str | None]] = []
+    for point in trace:
+        nth[point] = nth.get(point, 0) + 1
+        phase = point.split(":", 1)[1].split(".", 1)[0] if "." in point else None
+        named.append((point, nth[point], phase))
+    phases = [p for _, _, p in named if p]
+    previous = phases[0] if phases else "publish"
+    out = []
+    for point, n, phase in named:
+        previous = phase or previous
+        out.append((point, n, previous))
+    return out
 
 
 # -- in the test process -------------------------------------------------------------------

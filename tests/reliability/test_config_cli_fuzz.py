@@ -110,11 +110,26 @@ def toml_key(k: str) -> str:
     return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else toml_string(k)
 
 
+def _typed(key: str):
+    """Values of the setting's own type (most cases should get past the type check)."""
+    ann = str(Settings.model_fields[key].annotation) if key in Settings.model_fields else ""
+    if key == "features":
+        return st.sampled_from(["paper11", "paper12", "paper13", "PAPER12"])
+    if "bool" in ann:
+        return st.booleans()
+    if "int" in ann:
+        return INTS
+    if "float" in ann:
+        return FLOATS
+    return TEXTS
+
+
 @st.composite
 def config_files(draw) -> bytes:
-    keys = draw(st.lists(st.one_of(st.sampled_from(KNOWN), st.sampled_from(ODD_KEYS)),
-                         max_size=4, unique=True))
-    text = "".join(f"{toml_key(k)} = {toml_value(draw(VALUES))}\n" for k in keys)
+    keys = draw(st.lists(st.one_of(st.sampled_from(KNOWN), st.sampled_from(KNOWN),
+                                   st.sampled_from(ODD_KEYS)), max_size=4, unique=True))
+    text = "".join(f"{toml_key(k)} = {toml_value(draw(st.one_of(_typed(k), VALUES)))}\n"
+                   for k in keys)
     data = text.encode("utf-8")
     damage = draw(st.sampled_from(["none"] * 5 + ["truncate", "junk", "bytes"]))
     if damage == "truncate" and data:
@@ -303,9 +318,41 @@ STARTS = [["update"], ["refit"], ["reclassify"], ["master"], ["status"], ["check
           ["ingest", "simbad-file"], ["db", "url"], ["db", "upgrade"], [], ["demo"]]
 
 
+#: Each command's options and values worth trying (right ones and wrong ones).
+DATES = ["2016-12-31", "2000-01-01", "2016-02-30", "20161231", "tomorrow", ""]
+NUMBERS = ["0", "1", "7.5", "-1", "nan", "inf", "1e400", "x", ""]
+OPTIONS = {
+    "update": {"--until": DATES, "--refit": ["auto", "always", "never", "sometimes"],
+               "--source": ["tap", "sample", "file"], "--refresh-days": NUMBERS,
+               "--wait": None},
+    "refit": {"--wait": None},
+    "reclassify": {"--all": None, "--model": ["1", "2", "0", "-3", "1.5", "x", "99999"]},
+    "sql": {"--format": ["table", "csv", "json"]},
+    "ingest csc": {"--until": DATES, "--source": ["sample", "tap", "x"]},
+    "ingest simbad": {"--refresh-days": NUMBERS, "--source": ["sample", "tap"],
+                      "--epoch": ["1", "2", "x"]},
+}
+POSITIONAL = {"sql": ODD_VALUES, "ingest file": ["empty.csv", "/nonexistent/x.csv", ".",
+                                                 "x.parquet", "x.fits", "", "名前.vot"],
+              "ingest simbad-file": ["empty.csv", "/nonexistent/x.csv", "."]}
+
+
 @st.composite
 def argvs(draw) -> list[str]:
-    return draw(st.sampled_from(STARTS)) + draw(st.lists(ARG, max_size=4))
+    start = draw(st.sampled_from(STARTS))
+    name = " ".join(start)
+    argv = list(start)
+    if name in POSITIONAL and draw(st.integers(0, 9)):
+        argv.append(draw(st.one_of(st.sampled_from(POSITIONAL[name]), ARG)))
+    options = OPTIONS.get(name, {})
+    for opt in draw(st.lists(st.sampled_from(sorted(options)), max_size=3, unique=True)
+                    if options else st.just([])):
+        argv.append(opt)
+        if options[opt] is not None:
+            argv.append(draw(st.one_of(st.sampled_from(options[opt]), ARG)))
+    if not draw(st.integers(0, 4)):  # now and then something else, anywhere
+        argv.insert(draw(st.integers(0, len(argv))), draw(ARG))
+    return argv
 
 
 def _argument_problems(name: str, args) -> list[str]:
