@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import traceback
@@ -30,6 +31,28 @@ def _date(value: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a date: expected YYYY-MM-DD, e.g. 2016-12-31") from None
+
+
+def _days(value: str) -> float:
+    """``--refresh-days``: a finite number of days, >= 0."""
+    try:
+        days = float(value)
+    except ValueError:
+        days = math.nan
+    if not (math.isfinite(days) and days >= 0):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days >= 0")
+    return days
+
+
+def _model_version(value: str) -> int:
+    """``--model``: a model version (1, 2, ...)."""
+    try:
+        version_ = int(value)
+    except ValueError:
+        version_ = 0
+    if version_ < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a model version (1, 2, ...)")
+    return version_
 
 
 def _version() -> str:
@@ -85,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     csc.add_argument("--until", metavar="DATE", type=_date,
                      help="only observations started by DATE (YYYY-MM-DD)")
     simbad = ing.add_parser("simbad", help="crossmatch sources with SIMBAD (CDS X-Match)")
-    simbad.add_argument("--refresh-days", type=float, default=None, metavar="N",
+    simbad.add_argument("--refresh-days", type=_days, default=None, metavar="N",
                         help="also re-crossmatch sources last matched more than N days ago")
     simbad.add_argument("--epoch", type=int, default=1, help=argparse.SUPPRESS)
     cp = ing.add_parser("counterparts",
@@ -112,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--refit", choices=["auto", "always", "never"], default="auto",
                     help="auto: by the configured policy (default)")
     up.add_argument("--source", choices=["tap", "sample"], default="tap")
-    up.add_argument("--refresh-days", type=float, default=None, metavar="N")
+    up.add_argument("--refresh-days", type=_days, default=None, metavar="N")
     up.add_argument("--wait", action="store_true",
                     help="wait for a running update instead of exiting")
     up.set_defaults(func=commands.update)
@@ -123,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("reclassify",
                         help="apply the active model to detections without a result")
     rc.add_argument("--all", action="store_true", help="reclassify every detection")
-    rc.add_argument("--model", type=int, metavar="VERSION",
+    rc.add_argument("--model", type=_model_version, metavar="VERSION",
                     help="make this model version active and apply it")
     rc.set_defaults(func=commands.reclassify)
     sub.add_parser("master", help="rebuild master results of affected sources").set_defaults(

@@ -180,6 +180,29 @@ def set_model_status(conn: Connection, model_id: int, status: str) -> None:
                      {"s": status, "m": model_id})
 
 
+def reusable_candidate(conn: Connection, params: dict, input_digest: str) -> dict | None:
+    """The newest ``candidate`` model fitted on ``input_digest`` with ``params`` (validated,
+    :class:`ModelRefused`), or None. A candidate outlives only a process that ended between
+    the refit's commit and the publish (every publish resolves the others): refitting on
+    the same input would store a second, identical model version."""
+    row = conn.execute(text(
+        f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'candidate' "
+        "AND input_digest = :d AND params = CAST(:p AS jsonb) "
+        "ORDER BY model_id DESC LIMIT 1"),
+        {"d": input_digest, "p": json.dumps(params)}).mappings().one_or_none()
+    return None if row is None else _checked(dict(row))
+
+
+def resolve_candidates(conn: Connection, keep: int | None) -> int:
+    """Reject every ``candidate`` model but ``keep`` (a publish promotes at most one; the
+    others were left by a process that ended before publishing them); how many."""
+    return conn.execute(text(
+        f"UPDATE {SCHEMA}.fitted_model SET status = 'rejected', "
+        "note = concat_ws('; ', note, CAST(:m AS text)) "
+        "WHERE status = 'candidate' AND model_id IS DISTINCT FROM CAST(:k AS bigint)"),
+        {"k": keep, "m": "not promoted: a later publish did not promote it"}).rowcount
+
+
 # -- releases and results ------------------------------------------------------------------
 def latest_release(conn: Connection) -> dict | None:
     row = conn.execute(text(f"SELECT * FROM {SCHEMA}.release ORDER BY release_id DESC LIMIT 1"))

@@ -1,11 +1,16 @@
-"""Leftovers of crashed or killed cscat processes: ingest runs left ``running`` and fitted
-models left ``candidate``, closed as soon as no other cscat writer is alive.
+"""Leftovers of crashed or killed cscat processes: ingest runs and classification runs
+left ``running``, closed as soon as no other cscat writer is alive.
 
 Every process that writes holds a *shared* session-level advisory lock (``writer``) for as
 long as it writes. A process that gets the same lock *exclusively* knows that no other writer
 is alive (PostgreSQL drops a session's locks when its client dies, even under SIGKILL), so
-every ``running`` ingest run and ``candidate`` model left then belongs to a process that is
-gone: it marks them failed / rejected with the reason, then holds the shared lock itself.
+every ``running`` run left then belongs to a process that is gone: it marks them failed with
+the reason, then holds the shared lock itself.
+
+A fitted model left ``candidate`` (its process ended between the refit's commit and the
+publish) is complete and is *not* closed here: the next refit on the same input reuses it
+(``pipeline.classify``), and every publish rejects the candidates it does not promote
+(``db.catalog_store.resolve_candidates``), so none stays candidate past the next publish.
 """
 
 from __future__ import annotations
@@ -26,18 +31,14 @@ ABANDONED = "abandoned: the cscat process that ran it ended before finishing it"
 
 
 def close_abandoned(conn: Connection) -> dict[str, int]:
-    """Mark leftovers failed/rejected (caller holds ``WRITER_LOCK`` exclusively)."""
+    """Mark leftover runs failed (caller holds ``WRITER_LOCK`` exclusively)."""
     runs = conn.execute(text(
         f"UPDATE {SCHEMA}.ingest_run SET status = 'failed', finished_at = now(), "
         "message = :m WHERE status = 'running'"), {"m": ABANDONED}).rowcount
-    models = conn.execute(text(
-        f"UPDATE {SCHEMA}.fitted_model SET status = 'rejected', "
-        "note = concat_ws('; ', note, CAST(:m AS text)) WHERE status = 'candidate'"),
-        {"m": ABANDONED}).rowcount
     classification = conn.execute(text(
         f"UPDATE {SCHEMA}.classification_run SET status = 'failed', finished_at = now() "
         "WHERE status = 'running'")).rowcount
-    return {"ingest_runs": runs, "models": models, "classification_runs": classification}
+    return {"ingest_runs": runs, "classification_runs": classification}
 
 
 def _try_exclusive(conn: Connection) -> bool:

@@ -42,7 +42,8 @@ NOT_SETTINGS = frozenset({"CSCAT_CONFIG", "CSCAT_SOAK", "CSCAT_REMOTE_DATA"})
 class Settings(BaseSettings):
     """cscat configuration. Every field can be set as ``CSCAT_<NAME>`` or in the config file."""
 
-    model_config = SettingsConfigDict(env_prefix="CSCAT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CSCAT_", extra="ignore",
+                                      allow_inf_nan=False)  # every number finite
 
     database_url: str | None = Field(
         default=None,
@@ -53,7 +54,8 @@ class Settings(BaseSettings):
         description="Where the embedded server keeps its data.",
     )
     embedded_port: int | None = Field(
-        default=None, description="TCP port of the embedded server on 127.0.0.1; unset: a free one."
+        default=None, ge=1, le=65535,
+        description="TCP port of the embedded server on 127.0.0.1; unset: a free one."
     )
     reader_url: str | None = Field(
         default=None,
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
     # -- services -------------------------------------------------------------------------
     csc_tap_url: str = Field(default="http://cda.cfa.harvard.edu/csc21tap",
                              description="CSC TAP service (CSC 2.0: .../csc2tap)")
-    csc_chunk_obsids: int = Field(default=50, description="ObsIDs per TAP query")
+    csc_chunk_obsids: int = Field(default=50, ge=1, description="ObsIDs per TAP query")
     csc_tap_timeout_s: float = Field(
         default=600.0, gt=0, description="seconds to wait for one TAP answer before retrying")
     csc_tap_attempts: int = Field(
@@ -79,8 +81,8 @@ class Settings(BaseSettings):
     xmatch_timeout_s: float = Field(
         default=300.0, gt=0, description="seconds to wait for one X-Match answer")
     xmatch_attempts: int = Field(default=4, ge=1, description="attempts per X-Match batch")
-    simbad_radius_arcsec: float = 1.0
-    simbad_refresh_days: float = Field(default=90.0,
+    simbad_radius_arcsec: float = Field(default=1.0, gt=0)
+    simbad_refresh_days: float = Field(default=90.0, ge=0,
                                        description="re-crossmatch sources older than this")
     counterpart_refresh_days: float = Field(
         default=90.0, description="re-match counterparts (Gaia DR3, 2MASS, AllWISE) older "
@@ -97,15 +99,17 @@ class Settings(BaseSettings):
     counterpart_min_p_any: float = Field(
         default=0.5, ge=0, le=1, description="choose a counterpart only when p_any >= this")
     # -- classification policy --------------------------------------------------------------
-    n_components: int = 6
-    random_state: int = 42
+    n_components: int = Field(default=6, ge=1)
+    random_state: int = Field(default=42, ge=0, le=2**32 - 1)  # numpy seeds
     refit_labeled_change: float = Field(
-        default=0.10, description="refit when labeled detections changed by this fraction")
+        default=0.10, ge=0,
+        description="refit when labeled detections changed by this fraction")
     refit_detection_growth: float = Field(
-        default=0.20, description="refit when detections grew by this fraction")
+        default=0.20, ge=0, description="refit when detections grew by this fraction")
     promotion_tolerance: float = Field(
-        default=0.02, description="promote a refit unless its aggregated accuracy is worse "
-                                  "than the active model's by more than this")
+        default=0.02, ge=0,
+        description="promote a refit unless its aggregated accuracy is worse "
+                    "than the active model's by more than this")
     features: Literal["paper12", "paper11"] = Field(
         default="paper12", description="feature set: the paper's 12, or 11 without var_newq_b "
                                        "(CSC tables without var_min_b/var_max_b)")

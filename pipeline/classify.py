@@ -134,6 +134,38 @@ def _share_reason(left: pd.Series, n: int, settings: Settings) -> str | None:
             f"{settings.max_unclassifiable_share:g}: {counts}{hint}")
 
 
+def _reuse_candidate(engine: Engine, params: dict, digest: str, X: pd.DataFrame,
+                     active: dict | None, settings: Settings) -> RefitResult | None:
+    """The ``candidate`` a process left when it ended between a refit's commit and the
+    publish, if it was fitted on this very input with these parameters and would still be
+    promoted: the fit is seeded, so fitting again would only store an identical twin (and a
+    rerun after a crash would not end equal to an uninterrupted run). None otherwise (a
+    stale candidate is rejected by the next publish)."""
+    with engine.connect() as conn:
+        row = store.reusable_candidate(conn, params, digest)
+    if row is None:
+        return None
+    model = ClusterThenLabel.from_dict(row["model"])
+    left = model.predict(X)["reason"].dropna().astype(str).value_counts()
+    v = row["validation"] or {}
+    agg_acc = v.get("aggregated", {}).get("accuracy")
+    old = ((active or {}).get("validation") or {}).get("aggregated", {}).get("accuracy")
+    if _share_reason(left, len(X), settings) is not None or (
+            old is not None and agg_acc is not None
+            and agg_acc < old - settings.promotion_tolerance):
+        return None  # the settings changed since: decide afresh
+    log.info("reusing model %d: fitted on this input before its publish was cut short",
+             row["model_id"])
+    return RefitResult(row["model_id"], row["n_detections"], row["n_labeled"],
+                       v.get("fine", {}).get("accuracy"), agg_acc, True,
+                       f"no new model: candidate model {row['model_id']} was fitted on this "
+                       f"input with these parameters by a run that ended before publishing "
+                       f"it; it is promoted now ({row['note']})", new_model=False,
+                       features=settings.features,
+                       n_unclassifiable=int(left.sum()),
+                       unclassifiable={str(r): int(c) for r, c in left.items()})
+
+
 def refit(engine: Engine, settings: Settings) -> RefitResult:
     """Fit and validate a model on all current detections and labels; store it.
 
@@ -152,6 +184,9 @@ def refit(engine: Engine, settings: Settings) -> RefitResult:
     unchanged = _same_as_active(active, params, _digest(frame, y))
     if unchanged is not None:
         return unchanged
+    reused = _reuse_candidate(engine, params, _digest(frame, y), X, active, settings)
+    if reused is not None:
+        return reused
     _nothing_fittable(X, features, settings)
     log.info("fitting on %d detections, %d labeled", len(X), int(y.notna().sum()))
     try:
@@ -255,6 +290,15 @@ def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLab
     return out.reset_index()[store.SOURCE_RESULT_COLUMNS]
 
 
+def _resolve_candidates(engine: Engine) -> None:
+    """After a publish that changed nothing: still reject the candidate models (left by a
+    process that ended between its refit and its publish), so none stays candidate."""
+    with engine.begin() as conn:
+        n = store.resolve_candidates(conn, None)
+    if n:
+        log.info("rejected %d candidate model(s) left unpublished by an earlier run", n)
+
+
 def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             classify: bool = True, reclassify_all: bool = False,
             flow_run_id: str | None = None, note: str | None = None) -> ReleaseSummary | None:
@@ -272,6 +316,7 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                 promote = None  # already active: promoting it again changes nothing
             if promote is not None:
                 store.set_model_status(conn, promote, "active")
+            store.resolve_candidates(conn, promote)  # none stays candidate past a publish
             active = store.active_model(conn)
             if active is None:
                 raise NothingChanged("no active model: run a refit first")
@@ -303,4 +348,5 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             return summary
     except NothingChanged as e:
         log.info("catalog unchanged: %s", e)
+        _resolve_candidates(engine)
         return None

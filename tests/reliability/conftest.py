@@ -18,13 +18,6 @@ from dataclasses import dataclass
 
 import pytest
 
-#: Suites that do not pass yet (issue 13 is open: after the fixes of this wave, kills between
-#: a refit's commit and the publish still leave an extra rejected model version, and the
-#: database-fault and concurrency cases still fail); they are not collected unless
-#: ``CSCAT_RELIABILITY_WIP=1``, so CI does not run them and nothing claims they hold.
-WIP = ["test_crash_safety.py", "test_db_faults.py", "test_concurrency.py"]
-collect_ignore = [] if os.environ.get("CSCAT_RELIABILITY_WIP") == "1" else WIP
-
 #: How many times longer a soak run tries (1 in CI).
 SOAK = max(1, int(os.environ.get("CSCAT_SOAK", "1") or 1))
 

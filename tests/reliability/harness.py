@@ -64,8 +64,8 @@ WRAPPED = {
 
 
 # -- in the child --------------------------------------------------------------------------
-def _install_points(kill: dict | None, counts: dict[str, int], pause: dict | None = None
-                    ) -> None:
+def _install_points(kill: dict | None, counts: dict[str, int], pause: dict | None = None,
+                    trace: list[str] | None = None) -> None:
     """Count every point; SIGKILL this process at ``kill['point']``'s ``kill['n']``-th hit.
     ``pause``: at its point's n-th hit, create the file ``pause['marker']`` and sleep
     ``pause['sleep_s']`` (the test breaks the database meanwhile).
@@ -79,6 +79,8 @@ def _install_points(kill: dict | None, counts: dict[str, int], pause: dict | Non
 
     def hit(point: str) -> None:
         counts[point] = counts.get(point, 0) + 1
+        if trace is not None:
+            trace.append(point)
         if kill and kill["point"] == point and counts[point] == kill["n"]:
             os.kill(os.getpid(), signal.SIGKILL)
         if pause and pause["point"] == point and counts[point] == pause["n"]:
@@ -139,15 +141,17 @@ def _child(request: dict, sample) -> None:
     from sqlalchemy import create_engine
 
     counts: dict[str, int] = {}
-    _install_points(request.get("kill"), counts)
-    result: dict = {"counts": counts, "commands": {}}
+    trace: list[str] = []
+    _install_points(request.get("kill"), counts, trace=trace)
+    result: dict = {"counts": counts, "commands": {}, "traces": {}}
     code = 0
     try:
         engine = create_engine(request["db_url"],
                                connect_args={"application_name": CHILD_APP})
         for name in request["commands"]:
-            before = dict(counts)
+            before, start = dict(counts), len(trace)
             result["commands"][name] = run_command(engine, sample, name)
+            result["traces"][name] = trace[start:]
             result.setdefault("per_command", {})[name] = {
                 k: v - before.get(k, 0) for k, v in counts.items() if v - before.get(k, 0)}
         engine.dispose()
@@ -162,9 +166,10 @@ def _without_prefect(sample) -> None:
     """Make ``cscat``'s flows plain functions (their tasks too) and ``--source sample`` the
     small sample: Prefect's start-up (a temporary API server, ~10-30 s per process here)
     is replaced, everything the flows call runs as it does under Prefect."""
-    from flows import catalog
+    from flows import catalog, runtime
     from pipeline import sources
 
+    runtime.start_temporary_server = lambda *a, **k: None  # no API server: nothing calls it
     for name in ("ingest_csc_task", "ingest_simbad_task", "needs_refit_task", "refit_task",
                  "publish_task", "ingest_csc_flow", "ingest_simbad_flow", "refit_flow",
                  "reclassify_flow", "build_master_flow", "update_catalog_flow",
@@ -228,6 +233,7 @@ def _reader_job(job: dict, go: Path) -> None:
             found = snapshot_problems(conn)
             v = conn.execute(text("SELECT max(release_id) FROM catalog.release")).scalar_one()
             conn.rollback()
+        found += oracle_problems(engine)  # its own snapshot: `cscat check` as a user runs it
         n += 1
         seen[str(v)] = seen.get(str(v), 0) + 1
         for p in found:
@@ -330,6 +336,30 @@ def serve() -> None:
             answer.update(json.loads(result.read_text()))
             result.unlink()
         _answer(answer)
+
+
+#: The phases of a run a kill point belongs to, in order (counterparts: not built yet).
+PHASES = ("ingest", "simbad", "refit", "publish")
+
+
+def phase_of_hits(trace: list[str]) -> list[tuple[str, int, str]]:
+    """Each hit of ``trace`` as (point, which hit of it, phase). A commit between two points
+    of one phase belongs to it; between points of two phases, to the earlier one (a step
+    commits its work as it ends: the refit's model is committed before the publish starts);
+    before the first point, to that point's phase."""
+    nth: dict[str, int] = {}
+    named: list[tuple[str, int, str | None]] = []
+    for point in trace:
+        nth[point] = nth.get(point, 0) + 1
+        phase = point.split(":", 1)[1].split(".", 1)[0] if "." in point else None
+        named.append((point, nth[point], phase))
+    phases = [p for _, _, p in named if p]
+    previous = phases[0] if phases else "publish"
+    out = []
+    for point, n, phase in named:
+        previous = phase or previous
+        out.append((point, n, previous))
+    return out
 
 
 # -- in the test process -------------------------------------------------------------------
@@ -496,10 +526,10 @@ SELECT
 
 
 def check_catalog(engine, version: int | None = None) -> list[str]:
-    """What is wrong with the catalog now (empty: all holds). The lead extends this one
-    function with further oracles (e.g. ``cscat check`` once it exists).
+    """What is wrong with the catalog now (empty: all holds).
 
-    The server answers; no partial catalog version (counts and results of every release,
+    ``cscat check``'s oracle holds (:func:`oracle_problems`, unless ``version`` is given);
+    the server answers; no partial catalog version (counts and results of every release,
     numbering, one current result per detection and source, one active model); the
     per-source results at the newest version (or ``version``) agree with its per-detection
     results; the references the bulk tables keep without foreign keys hold; no stale
@@ -512,6 +542,8 @@ def check_catalog(engine, version: int | None = None) -> list[str]:
     with engine.connect() as conn:
         found = snapshot_problems(conn, version)
         conn.rollback()
+    if version is None:
+        found += oracle_problems(engine)
     with engine.connect() as conn:
         if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
                             {"k": UPDATE_LOCK_KEY}).scalar_one():
@@ -519,6 +551,21 @@ def check_catalog(engine, version: int | None = None) -> list[str]:
         else:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPDATE_LOCK_KEY})
         conn.commit()
+    return found
+
+
+def oracle_problems(engine) -> list[str]:
+    """What ``cscat check`` finds (``db.oracle.check``, the function the command runs: every
+    current source result recomputed from the current detection results and SIMBAD types)."""
+    from db import oracle
+    from db.settings import Settings
+
+    result = oracle.check(engine, Settings(max_unclassifiable_share=SMALL_CATALOG_SHARE))
+    found = [f"cscat check: {p}" for p in result.problems]
+    if len(result.differences):
+        cols = sorted(set(result.differences["column"].astype(str)))
+        found.append(f"cscat check: source results differ from their recomputation in "
+                     f"{cols} ({result.n_sources_wrong} sources)")
     return found
 
 
@@ -563,6 +610,20 @@ def error_line(stderr: str) -> str:
         if re.match(r"(cscat: error:|[\w.]+(Error|Exception|Violation|Interrupt)\b)", ln):
             return ln[:240]
     return (lines or [""])[-1][:240]
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The ``cscat: error: ...`` lines of a command's stderr (progress logs are not errors)."""
+    return [ln for ln in stderr.splitlines() if ln.startswith("cscat: error:")]
+
+
+def one_error(stderr: str) -> tuple[bool, str]:
+    """(exactly one ``cscat: error:`` line and no traceback, what was seen)."""
+    errors = error_lines(stderr)
+    traced = "Traceback (most recent call last)" in stderr
+    seen = (f"{len(errors)} error line(s){', a traceback' if traced else ''}: "
+            f"{(errors[0] if errors else error_line(stderr))[:240]!r}")
+    return len(errors) == 1 and not traced, seen
 
 
 def problem_kind(problem: str) -> str:

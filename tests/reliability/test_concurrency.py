@@ -82,15 +82,14 @@ def lab(pg_server, db_url, tmp_path_factory) -> Lab:
 
 
 def refused_or_done(job: dict) -> tuple[bool, str]:
-    """Exit 0, or a refusal: one line ``cscat: error: ...`` on stderr, no traceback."""
-    err = job.get("err", "").strip()
-    if job["exit_code"] == 0 and "Traceback" not in err:
+    """Exit 0 and no traceback, or a refusal: non-zero exit with exactly one ``cscat:
+    error: ...`` line on stderr and no traceback (progress lines are not errors)."""
+    err = job.get("err", "")
+    if job["exit_code"] == 0 and "Traceback" not in err and not harness.error_lines(err):
         return True, ""
-    lines = err.splitlines()
-    one_line = len(lines) == 1 and lines[0].startswith("cscat: error:")
-    detail = (f"exit {job['exit_code']}, signal {job['signal']}; stderr "
-              f"{len(lines)} lines: {harness.error_line(err)!r}")
-    return one_line and job["exit_code"] not in (0, None), detail
+    one, seen = harness.one_error(err)
+    detail = f"exit {job['exit_code']}, signal {job['signal']}; {seen}"
+    return one and job["exit_code"] not in (0, None), detail
 
 
 @pytest.mark.parametrize("round_", range(harness.SOAK))

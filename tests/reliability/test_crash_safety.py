@@ -43,6 +43,8 @@ class Lab:
         self.states: list[str] = ["crash_state0"]
         self.digests: list[dict] = []
         self.counts: dict[str, dict[str, int]] = {}
+        #: Per command: every hit of its uninterrupted run as (point, nth hit, phase).
+        self.hits: dict[str, list[tuple[str, int, str]]] = {}
         self.durations: dict[str, float] = {}
         self._admin("crash_state0", template="cscat_template")
         url = self.url("crash_work")
@@ -52,10 +54,13 @@ class Lab:
             out = self.server.run(url, [cmd])
             assert out["exit_code"] == 0 and "error" not in out, out.get("error")
             self.counts[cmd] = out["per_command"][cmd]
+            self.hits[cmd] = harness.phase_of_hits(out["traces"][cmd])
             self.durations[cmd] = out["elapsed_s"]
             self._admin(f"crash_state{i}", template="crash_work")
             self.states.append(f"crash_state{i}")
             self.digests.append(self.digest(f"crash_state{i}"))
+        for cmd, hits in self.hits.items():  # what the schedule draws from, in order
+            print(f"{cmd}: " + ", ".join(f"{p}#{n}[{ph}]" for p, n, ph in hits))
         #: What the oracle finds wrong after each uninterrupted command (a defect of its
         #: own, recorded once; a kill must not add to it).
         self.baseline = [harness.check_catalog(self.engine(db)) for db in self.states]
@@ -77,19 +82,25 @@ class Lab:
             conn.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
 
     def schedule(self, n: int, seed: int) -> list[dict]:
-        """``n`` kills drawn from ``seed``: command, then a point and hit, or a delay."""
+        """``n`` kills drawn from ``seed``: a delay after the start of a command, or a point
+        of a phase (the phases take turns, so every one of ingest, SIMBAD, refit and publish
+        is killed in) and a command that passes it, and which hit of it."""
         rng = random.Random(seed)
         out = []
+        turn = 0
         for _ in range(n):
-            cmd = rng.choice(harness.COMMANDS_RUN)
             if rng.random() < TIMED_SHARE:
+                cmd = rng.choice(harness.COMMANDS_RUN)
                 delay = round(rng.uniform(0.05, 0.7) * self.durations[cmd], 3)
-                out.append({"command": cmd, "kill_after_s": delay, "label": f"{delay:.2f} s"})
-            else:
-                point = rng.choice(sorted(self.counts[cmd]))
-                hit = rng.randint(1, self.counts[cmd][point])
-                out.append({"command": cmd, "kill": {"point": point, "n": hit},
-                            "label": f"{point} #{hit}"})
+                out.append({"command": cmd, "kill_after_s": delay, "label": f"{delay:.2f} s",
+                            "phase": "timed"})
+                continue
+            phase = harness.PHASES[turn % len(harness.PHASES)]
+            turn += 1
+            cmd, (point, hit, _) = rng.choice([(c, h) for c in harness.COMMANDS_RUN
+                                               for h in self.hits[c] if h[2] == phase])
+            out.append({"command": cmd, "kill": {"point": point, "n": hit},
+                        "label": f"{phase}: {point} #{hit}", "phase": phase})
         return out
 
 
@@ -153,5 +164,8 @@ def test_at_least_20_kill_points_were_hit(lab, kills):
     if len(lab.done) < len(kills):
         pytest.skip("not every kill of the schedule was run (-k?)")
     killed = sum(k for _, k in lab.done)
-    print(f"{killed} of {len(kills)} scheduled kills hit the running pipeline")
+    per_phase = {p: sum(t["phase"] == p for t in kills) for p in (*harness.PHASES, "timed")}
+    print(f"{killed} of {len(kills)} scheduled kills hit the running pipeline; "
+          f"scheduled per phase: {per_phase} (counterparts: no such phase yet)")
     assert killed >= 20 * harness.SOAK - sum("kill_after_s" in t for t in kills)
+    assert all(per_phase[p] for p in harness.PHASES), per_phase

@@ -23,11 +23,12 @@ from pathlib import Path
 import harness
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from db import migrate
-from db.embedded import DATABASE, EmbeddedServer
+from db.embedded import DATABASE, ROOT_RUN_AS, EmbeddedServer
 
 AREA = "database faults"
 N_SOURCES = 400
@@ -107,12 +108,13 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
 
 
 def one_line_error(job: dict, cause: str) -> tuple[bool, str]:
-    """Non-zero exit, stderr one line ``cscat: error: ...`` matching ``cause``."""
-    lines = job.get("err", "").strip().splitlines()
-    ok = (job["exit_code"] not in (0, None) and len(lines) == 1
-          and lines[0].startswith("cscat: error:") and re.search(cause, lines[0], re.I))
-    return bool(ok), (f"exit {job['exit_code']}; stderr {len(lines)} lines: "
-                      f"{harness.error_line(job.get('err', ''))!r}")
+    """Non-zero exit, exactly one ``cscat: error: ...`` line on stderr, matching ``cause``,
+    and no traceback (progress lines before it are not errors)."""
+    err = job.get("err", "")
+    one, seen = harness.one_error(err)
+    errors = harness.error_lines(err)
+    ok = job["exit_code"] not in (0, None) and one and re.search(cause, errors[0], re.I)
+    return bool(ok), f"exit {job['exit_code']}; {seen}"
 
 
 def counts(engine) -> tuple:
@@ -200,14 +202,23 @@ def test_server_killed(lab, record):
     assert all(held)
 
 
-def _mount_tmpfs(path: Path, size: str) -> str | None:
-    """Mount a size-limited tmpfs at ``path``; None, or why it could not be done."""
+def _mount_tmpfs(size: str, owner: tuple[int, int]) -> tuple[Path | None, str | None]:
+    """A size-limited tmpfs owned by ``owner`` (uid, gid), mounted on a new directory in
+    /tmp: the server's user (``cscat_pg`` as root) must reach it, and the pytest directories
+    above the data directory let no other user through. (mount point, None) or (None, why
+    it could not be done)."""
+    import tempfile
+
     if os.geteuid() != 0:
-        return "mounting a small filesystem needs root"
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                           str(path)], capture_output=True, text=True)
-    return None if done.returncode == 0 else f"mount -t tmpfs failed: {done.stderr.strip()}"
+        return None, "mounting a small filesystem needs root"
+    path = Path(tempfile.mkdtemp(prefix="cscat-tiny-", dir="/tmp"))
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700,"
+                           f"uid={owner[0]},gid={owner[1]}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        path.rmdir()
+        return None, f"mount -t tmpfs failed: {done.stderr.strip() or done.returncode}"
+    return path, None
 
 
 def _fill(path: Path) -> Path:
@@ -230,18 +241,18 @@ def test_disk_full(lab, record):
     """The catalog's tables on a tablespace on a tiny tmpfs, filled to the last byte."""
     import pwd
 
-    mount = lab.data_dir / "tiny"
-    why = _mount_tmpfs(mount, "24m")
+    run_as = pwd.getpwnam(ROOT_RUN_AS) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    mount, why = _mount_tmpfs("24m", (run_as.pw_uid, run_as.pw_gid))
     if why:
         pytest.skip(f"disk full not tried: {why}")
     try:
-        run_as = pwd.getpwnam("cscat_pg")
         space = mount / "ts"
-        space.mkdir()
+        space.mkdir(mode=0o700)
         os.chown(space, run_as.pw_uid, run_as.pw_gid)
-        os.chown(mount, run_as.pw_uid, run_as.pw_gid)
         with psycopg.connect(lab.info().url(database="postgres"), autocommit=True) as conn:
-            conn.execute(f"CREATE TABLESPACE tiny LOCATION '{space}'")
+            conn.execute("DROP TABLESPACE IF EXISTS tiny")
+            conn.execute(sql.SQL("CREATE TABLESPACE tiny LOCATION {}").format(
+                sql.Literal(str(space))))
         lab.reset()
         with psycopg.connect(lab.info().url(), autocommit=True) as conn:
             conn.execute("ALTER TABLE ALL IN TABLESPACE pg_default SET TABLESPACE tiny")
@@ -262,3 +273,4 @@ def test_disk_full(lab, record):
             conn.execute("DROP TABLESPACE IF EXISTS tiny")
             conn.execute(f'CREATE DATABASE "{DATABASE}" TEMPLATE faults_epoch1')
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        mount.rmdir()

@@ -238,6 +238,9 @@ def _leftovers(engine) -> tuple[int, int]:
 
 
 def test_leftovers_of_a_killed_writer_are_closed_by_the_next(record, catalog, db_url):
+    from db.settings import get_settings
+    from pipeline import classify
+
     killed = subprocess.run([sys.executable, "-c", CRASH, db_url, "kill"], timeout=120)
     assert killed.returncode == -signal.SIGKILL
     assert _leftovers(catalog) == (1, 1)  # what a crash leaves, before this fix forever
@@ -245,15 +248,16 @@ def test_leftovers_of_a_killed_writer_are_closed_by_the_next(record, catalog, db
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert live.stdout.readline().strip() == "alive"
-        # the live writer found no other writer alive: it closed the killed one's rows
+        # the live writer found no other writer alive: it closed the killed one's run (its
+        # candidate model is kept: a refit on the same input reuses it)
         by_live = _leftovers(catalog)
         with writer(catalog) as closed:  # another writer is alive: its rows are not touched
-            untouched = closed is None and _leftovers(catalog) == (1, 1)
+            untouched = closed is None and _leftovers(catalog) == (1, 2)
     finally:
         live.stdin.close()
         live.wait(timeout=60)
     assert record("leftovers", "the next writer closes what a SIGKILLed one left",
-                  by_live == (1, 1), str(by_live))
+                  by_live == (1, 2), str(by_live))
     assert record("leftovers", "a live writer's running ingest run and candidate are kept",
                   untouched)
     with writer(catalog) as closed:
@@ -263,9 +267,16 @@ def test_leftovers_of_a_killed_writer_are_closed_by_the_next(record, catalog, db
                                  "WHERE origin = 'crash-test'")).all()
     assert record("leftovers", "ingest runs of dead writers marked failed with the reason",
                   runs and all(r == ("failed", ABANDONED) for r in runs), str(runs))
-    assert record("leftovers", "candidate models of dead writers rejected",
-                  _leftovers(catalog) == (0, 0) and closed is not None
-                  and closed["models"] == 1 and closed["ingest_runs"] == 1, str(closed))
+    assert record("leftovers", "candidate models of dead writers kept until a publish",
+                  _leftovers(catalog) == (0, 2) and closed is not None
+                  and closed["ingest_runs"] == 1, str(closed))
+    classify.publish(catalog, get_settings())  # changes nothing, but resolves candidates
+    with catalog.connect() as conn:
+        notes = conn.execute(text("SELECT note FROM catalog.fitted_model WHERE params = '{}' "
+                                  "AND status = 'rejected'")).scalars().all()
+    assert record("leftovers", "candidate models of dead writers rejected by the next publish",
+                  _leftovers(catalog) == (0, 0) and len(notes) == 2
+                  and all("not promoted" in (n or "") for n in notes), str(notes))
 
 
 def test_temporary_prefect_server_dies_with_a_killed_command(record, catalog, db_url,
