@@ -334,7 +334,7 @@ def web(args: argparse.Namespace) -> None:
     """The web explorer on ``--host:--port`` (uvicorn), as the read-only role."""
     import uvicorn
 
-    from web.app import create_app
+    from web.app import create_app, warm
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port} is not a TCP port (1-65535)")
@@ -343,6 +343,7 @@ def web(args: argparse.Namespace) -> None:
         from db.web_queries import reader_identity
 
         who = reader_identity(conn)
+    warm(app)
     print(f"cscat explorer on http://{args.host}:{args.port}/ (database role {who['role']}, "
           "read-only); Ctrl-C stops it", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

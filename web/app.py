@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *,
     app.state.settings = settings
     app.state.engine = reader_engine(connect)
     app.state.sky_cache = {}
+    app.state.plot_cache = {}
     app.add_middleware(GetOnly)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/bokeh/static", StaticFiles(directory=bokeh_settings.bokehjs_path()),
@@ -83,3 +84,14 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(page.router)
     app.add_exception_handler(render.PageError, render.page_error)
     return app
+
+
+def warm(app: FastAPI) -> None:
+    """Build the figures pages reuse (sky maps, source charts) before the first request."""
+    from web import plots
+    from web.pages.skymap import sky_figure
+
+    for proj in ("aitoff", "mollweide"):
+        render.cached_plots(app, f"skymap-{proj}", lambda p=proj: {"sky": sky_figure(p)})
+    render.cached_plots(app, "source", lambda: {"dets": plots.detection_chart(),
+                                                "master": plots.master_chart()})

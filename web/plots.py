@@ -26,22 +26,19 @@ def _fig(**kw):
     return figure(**kw)
 
 
-def detection_probabilities(dets: list[dict]):
-    """Per detection, its class probabilities stacked to 1 (like the paper's Fig. 10)."""
-    rows = [d for d in dets if d.get("p_qso") is not None]
-    if not rows:
-        return None
-    labels = [f"{d['obsid']}/{d['obi']}/{d['region_id']}" for d in rows]
-    data = {"det": labels}
-    cols = [CLASS_COLUMNS[c] for c in CLASSES]
-    for c in cols:
-        data[c] = [float(d[f"p_{c}"] or 0.0) for d in rows]
-    p = _fig(x_range=labels, y_range=Range1d(0, 1), title="per-detection probabilities",
-             tools="hover,save,reset", tooltips=[("detection", "@det"), ("class", "$name"),
-                                                 ("p", "@$name{0.000}")])
-    p.vbar_stack(cols, x="det", width=0.8, source=ColumnDataSource(data),
-                 color=[CLASS_COLORS[c] for c in CLASSES],
-                 legend_label=list(CLASSES))
+def detection_chart():
+    """Per-detection probabilities stacked to 1 (like the paper's Fig. 10): an empty figure
+    whose data source ``det-bars`` and x range ``det-range`` the page fills
+    (:func:`detection_data`), so the figure is built once per process."""
+    from bokeh.models import FactorRange
+
+    src = ColumnDataSource({k: [] for k in ("det", "bottom", "top", "cls", "p", "color")},
+                           name="det-bars")
+    p = _fig(x_range=FactorRange(name="det-range"), y_range=Range1d(0, 1),
+             title="per-detection probabilities", tools="hover,save,reset",
+             tooltips=[("detection", "@det"), ("class", "@cls"), ("p", "@p{0.000}")])
+    p.vbar(x="det", bottom="bottom", top="top", width=0.8, color="color", legend_field="cls",
+           source=src)
     p.xaxis.major_label_orientation = 0.8
     p.xaxis.axis_label = "ObsID/OBI/region"
     p.yaxis.axis_label = "probability"
@@ -50,16 +47,30 @@ def detection_probabilities(dets: list[dict]):
     return p
 
 
-def class_probabilities(current: dict):
-    """The master result: mean probability per class with ±1 std (ddof 1) whiskers."""
-    if not current or current.get("mean_qso") is None:
-        return None
-    mean = np.array([current[f"mean_{CLASS_COLUMNS[c]}"] or 0.0 for c in CLASSES], float)
-    std = np.array([current[f"std_{CLASS_COLUMNS[c]}"] for c in CLASSES], dtype=float)
-    std = np.nan_to_num(std)
-    src = ColumnDataSource({"cls": list(CLASSES), "mean": mean, "lo": np.clip(mean - std, 0, 1),
-                            "hi": np.clip(mean + std, 0, 1), "std": std,
-                            "color": [CLASS_COLORS[c] for c in CLASSES]})
+def detection_data(dets: list[dict]) -> dict:
+    """The columns of ``det-bars`` and the factors of ``det-range`` for ``dets``."""
+    rows = [d for d in dets if d.get("p_qso") is not None]
+    labels = [f"{d['obsid']}/{d['obi']}/{d['region_id']}" for d in rows]
+    cols: dict[str, list] = {k: [] for k in ("det", "bottom", "top", "cls", "p", "color")}
+    for label, d in zip(labels, rows, strict=True):
+        acc = 0.0
+        for c in CLASSES:
+            v = float(d[f"p_{CLASS_COLUMNS[c]}"] or 0.0)
+            cols["det"].append(label)
+            cols["bottom"].append(acc)
+            cols["top"].append(acc + v)
+            cols["cls"].append(c)
+            cols["p"].append(v)
+            cols["color"].append(CLASS_COLORS[c])
+            acc += v
+    return {"sources": {"det-bars": cols}, "factors": {"det-range": labels}}
+
+
+def master_chart():
+    """The master result: mean probability per class with ±1 std whiskers; an empty figure
+    whose source ``master-bars`` the page fills (:func:`master_data`)."""
+    src = ColumnDataSource({k: [] for k in ("cls", "mean", "lo", "hi", "std", "color")},
+                           name="master-bars")
     p = _fig(x_range=list(CLASSES), y_range=Range1d(0, 1.05), height=280,
              title="mean probability per class (±1 std over detections)",
              tools="hover,save", tooltips=[("class", "@cls"), ("mean", "@mean{0.000}"),
@@ -68,6 +79,18 @@ def class_probabilities(current: dict):
     p.add_layout(Whisker(source=src, base="cls", lower="lo", upper="hi"))
     p.yaxis.axis_label = "probability"
     return p
+
+
+def master_data(current: dict | None) -> dict:
+    if not current or current.get("mean_qso") is None:
+        return {"sources": {}, "factors": {}}
+    mean = np.array([current[f"mean_{CLASS_COLUMNS[c]}"] or 0.0 for c in CLASSES], float)
+    std = np.nan_to_num(np.array([current[f"std_{CLASS_COLUMNS[c]}"] for c in CLASSES],
+                                 dtype=float))
+    return {"sources": {"master-bars": {
+        "cls": list(CLASSES), "mean": mean.tolist(), "std": std.tolist(),
+        "lo": np.clip(mean - std, 0, 1).tolist(), "hi": np.clip(mean + std, 0, 1).tolist(),
+        "color": [CLASS_COLORS[c] for c in CLASSES]}}, "factors": {}}
 
 
 def confusion(report: dict, title: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -89,11 +90,26 @@ def plots(**figures) -> dict:
     return {"script": script, "divs": {**divs, **empty}}
 
 
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_plots(app, key: str, build) -> dict:
+    """:func:`plots` of the figures ``build()`` returns, made once per app and ``key``:
+    Bokeh builds a figure in 0.1-0.5 s, so figures whose data the page fills in the browser
+    (``fill.js``, from ``plot_data``) are built only once."""
+    cache = app.state.plot_cache
+    with _CACHE_LOCK:
+        if key not in cache:
+            cache[key] = plots(**build())
+        return cache[key]
+
+
 def page(request: Request, template: str, *, status: int = 200, **context) -> HTMLResponse:
     """Render ``template`` with ``context`` (and the BokehJS tags) as an HTML response."""
     html = ENV.get_template(template).render(
         request=request, bokeh_js=BOKEH.js_files, path=request.url.path,
-        plots=context.pop("plots", {"script": "", "divs": {}}), **context)
+        plots=context.pop("plots", {"script": "", "divs": {}}),
+        plot_data=context.pop("plot_data", None), **context)
     return HTMLResponse(html, status_code=status)
 
 

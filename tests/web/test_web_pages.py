@@ -213,3 +213,28 @@ def test_model_page_shows_the_validation(client):
         assert f"<td>{c}</td>" in page
     assert "This model stored no BIC curve" in page  # the pipeline stores none (yet)
     assert client.get("/models/9999").status_code == 404
+
+
+def test_source_pages_hold_every_div_their_plots_render_into(client):
+    """The cached Bokeh script renders into fixed div ids: every source page, with or
+    without classified detections or a master result, must have them all."""
+    import json
+    import re
+
+    names = [r["name"] for r in rows("""
+        (SELECT name FROM catalog.source s WHERE NOT EXISTS (SELECT 1 FROM
+            catalog.source_class c WHERE c.source_id = s.source_id) ORDER BY name LIMIT 3)
+        UNION ALL (SELECT name FROM catalog.source_class ORDER BY n_detections, name LIMIT 3)
+        UNION ALL (SELECT name FROM catalog.source_class ORDER BY n_detections DESC LIMIT 2)""")]
+    assert len(names) >= 5
+    for name in names:
+        page = client.get("/source/" + quote(name, safe="")).text
+        items = json.loads(re.search(r"const render_items = (\[.*?\]);", page).group(1))
+        targets = {div for item in items for div in item["roots"].values()}
+        ids = set(re.findall(r'<div id="([0-9a-f-]+)"', page))
+        assert targets and targets <= ids, (name, targets - ids)
+        data = json.loads(page.split('id="plot-data">', 1)[1].split("</script>", 1)[0])
+        n_det = scalar("SELECT count(*) FROM catalog.detection_class WHERE name = :n "
+                       "AND p_qso IS NOT NULL", n=name)
+        assert len(data["sources"]["det-bars"]["top"]) == 10 * n_det
+        assert len(data["factors"]["det-range"]) == n_det

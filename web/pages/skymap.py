@@ -20,8 +20,7 @@ from sqlalchemy import Connection
 
 from db import web_queries as q
 from web import plots, projection
-from web.render import Conn, PageError, page, source_url
-from web.render import plots as components
+from web.render import Conn, PageError, cached_plots, page, source_url
 
 router = APIRouter()
 #: Projected blobs kept per app (catalog version x projection).
@@ -64,15 +63,22 @@ def _points(request: Request, conn: Connection) -> dict[str, np.ndarray]:
 def skymap(request: Request, conn: Conn, projection_name: Projection = "aitoff"):
     if projection_name not in projection.PROJECTIONS:
         raise PageError(400, f"projection {projection_name!r} is not aitoff or mollweide")
+    figs = cached_plots(request.app, f"skymap-{projection_name}",
+                        lambda: {"sky": sky_figure(projection_name)})
+    return page(request, "skymap.html", title="Sky map", projection=projection_name,
+                projections=projection.PROJECTIONS, plots=figs,
+                version=q.latest_version(conn))
+
+
+def sky_figure(projection_name: str):
+    """The sky-map figure with its graticule (no points: the browser adds them)."""
     fig = plots.sky_map(projection_name)
     xs, ys = projection.graticule(projection_name)
     fig.multi_line(xs, ys, color="#cccccc", line_width=1, level="underlay")
     w, h = projection.EXTENT[projection_name]
     fig.x_range.start, fig.x_range.end = -w * 1.02, w * 1.02
     fig.y_range.start, fig.y_range.end = -h * 1.05, h * 1.05
-    return page(request, "skymap.html", title="Sky map", projection=projection_name,
-                projections=projection.PROJECTIONS, plots=components(sky=fig),
-                version=q.latest_version(conn))
+    return fig
 
 
 @router.get("/skymap/data")

@@ -9,8 +9,7 @@ from classifier.taxonomy import CLASSES
 from db import web_queries as q
 from web import plots
 from web.projection import galactic
-from web.render import Conn, PageError, page, sexagesimal
-from web.render import plots as components
+from web.render import Conn, PageError, cached_plots, page, sexagesimal
 
 router = APIRouter()
 
@@ -29,5 +28,12 @@ def source(name: str, request: Request, conn: Conn):
     return page(request, "source.html", title=s["name"], s=s, info=info,
                 current=info["current"], ra_s=ra_s, dec_s=dec_s, l=float(lon[0]),
                 b=float(lat[0]), class_cols=cols,
-                plots=components(dets=plots.detection_probabilities(info["detections"]),
-                                 master=plots.class_probabilities(info["current"])))
+                plots=cached_plots(request.app, "source", lambda: {
+                    "dets": plots.detection_chart(), "master": plots.master_chart()}),
+                plot_data=_merge(plots.detection_data(info["detections"]),
+                                 plots.master_data(info["current"])))
+
+
+def _merge(*parts: dict) -> dict:
+    return {"sources": {k: v for p in parts for k, v in p["sources"].items()},
+            "factors": {k: v for p in parts for k, v in p["factors"].items()}}

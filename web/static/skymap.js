@@ -26,6 +26,7 @@
 
   async function load() {
     const t0 = performance.now();
+    const marks = {script_ms: t0};
     const resp = await fetch(url);
     if (!resp.ok) { throw new Error("sky map data: HTTP " + resp.status); }
     const buf = await resp.arrayBuffer();
@@ -38,6 +39,7 @@
     const x = f32(), y = f32(), ra = f32(), dec = f32();
     const id = new Int32Array(buf, off, n);
     const doc = await bokehDocument();
+    marks.bokeh_ms = performance.now();
     let start = 0;
     for (const c of header.classes) {
       const src = doc.get_model_by_name("sky-" + (c.name || "none"));
@@ -47,9 +49,11 @@
                   id: id.subarray(start, end)};
       start = end;
     }
+    marks.data_set_ms = performance.now();
     await frames();
     const total = performance.now();
-    window.skymapReady = {n: n, total_ms: total, fetch_ms: fetched - t0, draw_ms: total - fetched};
+    window.skymapReady = Object.assign(marks, {n: n, total_ms: total, fetch_ms: fetched - t0,
+                                               draw_ms: total - fetched});
     status.textContent = n.toLocaleString("en") + " sources drawn in " +
       (total / 1000).toFixed(2) + " s since the page was requested (data " +
       ((fetched - t0) / 1000).toFixed(2) + " s). Hover for a position, click a point for its source page.";
