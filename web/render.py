@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 HERE = Path(__file__).resolve().parent
 #: BokehJS from the installed package, through the app's /bokeh/static route (no CDN).
 BOKEH = Resources(mode="server", root_url="/bokeh/",
-                  components=["bokeh", "bokeh-gl", "bokeh-widgets"])
+                  components=["bokeh", "bokeh-gl"])
 
 ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -67,6 +67,7 @@ def skymap(request: Request, conn: Conn, projection_name: Projection = "aitoff")
                         lambda: {"sky": sky_figure(projection_name)})
     return page(request, "skymap.html", title="Sky map", projection=projection_name,
                 projections=projection.PROJECTIONS, plots=figs,
+                data_url=f"/skymap/data?projection={projection_name}",
                 version=q.latest_version(conn))
 
 

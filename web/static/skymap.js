@@ -2,9 +2,7 @@
 // Sets window.skymapReady = {n, total_ms, fetch_ms} once the points are drawn.
 (function () {
   "use strict";
-  const root = document.getElementById("skymap");
   const status = document.getElementById("skymap-status");
-  const url = root.dataset.url;
 
   function bokehDocument() {
     return new Promise(function (resolve) {
@@ -27,9 +25,7 @@
   async function load() {
     const t0 = performance.now();
     const marks = {script_ms: t0};
-    const resp = await fetch(url);
-    if (!resp.ok) { throw new Error("sky map data: HTTP " + resp.status); }
-    const buf = await resp.arrayBuffer();
+    const buf = await window.skymapData;  // started in the page's head
     const fetched = performance.now();
     const hlen = new DataView(buf).getUint32(0, true);
     const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, hlen)).trim());
@@ -55,8 +51,8 @@
     window.skymapReady = Object.assign(marks, {n: n, total_ms: total, fetch_ms: fetched - t0,
                                                draw_ms: total - fetched});
     status.textContent = n.toLocaleString("en") + " sources drawn in " +
-      (total / 1000).toFixed(2) + " s since the page was requested (data " +
-      ((fetched - t0) / 1000).toFixed(2) + " s). Hover for a position, click a point for its source page.";
+      (total / 1000).toFixed(2) + " s since the page was requested (waited " +
+      ((fetched - t0) / 1000).toFixed(2) + " s for the data). Hover for a position, click a point for its source page.";
   }
 
   load().catch(function (e) {
