@@ -106,13 +106,33 @@ def wait_for(driver, script: str, timeout: float = 60.0, poll: float = 0.05):
         time.sleep(poll)
 
 
+def browser_cpu_seconds(driver) -> float:
+    """CPU time (user + system) used so far by the browser's processes (chromedriver's
+    children: browser, renderer, GPU/SwiftShader): a figure the machine's load does not
+    inflate the way it inflates wall time."""
+    import psutil
+
+    total = 0.0
+    for p in psutil.Process(driver.service.process.pid).children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def skymap_render(driver, base: str, projection: str = "aitoff", timeout: float = 120) -> dict:
     """Load the sky map and wait until its points are drawn: ``window.skymapReady``
-    (``n``, ``total_ms`` since navigation start, ``fetch_ms``, ``draw_ms``)."""
+    (``n``, ``total_ms`` since navigation start, ``fetch_ms`` waiting for the data after the
+    script started, ``draw_ms`` from the data to drawn) plus ``browser_cpu_s``, the CPU time
+    the browser's processes used meanwhile."""
+    cpu0 = browser_cpu_seconds(driver)
     driver.get(f"{base}/skymap?projection={projection}")
     ready = wait_for(driver, "window.skymapReady", timeout=timeout)
     if "error" in ready:
         raise RuntimeError(f"the sky map failed: {ready['error']}")
+    ready["browser_cpu_s"] = browser_cpu_seconds(driver) - cpu0
     return ready
 
 

@@ -19,6 +19,11 @@ AGG_COLORS = {"AGN": "#1f77b4", "Seyfert": "#ff7f0e", "XB": "#d62728", "YSO": "#
 AGG_LABELS = [*AGG_CLASSES, ""]
 
 
+def _finite(v) -> float:
+    """A probability for a chart: None or NaN (no value) as 0 (the page's JSON has no NaN)."""
+    return float(v) if v is not None and np.isfinite(v) else 0.0
+
+
 def _fig(**kw):
     kw.setdefault("sizing_mode", "stretch_width")
     kw.setdefault("height", 320)
@@ -55,7 +60,7 @@ def detection_data(dets: list[dict]) -> dict:
     for label, d in zip(labels, rows, strict=True):
         acc = 0.0
         for c in CLASSES:
-            v = float(d[f"p_{CLASS_COLUMNS[c]}"] or 0.0)
+            v = _finite(d[f"p_{CLASS_COLUMNS[c]}"])
             cols["det"].append(label)
             cols["bottom"].append(acc)
             cols["top"].append(acc + v)
@@ -84,9 +89,8 @@ def master_chart():
 def master_data(current: dict | None) -> dict:
     if not current or current.get("mean_qso") is None:
         return {"sources": {}, "factors": {}}
-    mean = np.array([current[f"mean_{CLASS_COLUMNS[c]}"] or 0.0 for c in CLASSES], float)
-    std = np.nan_to_num(np.array([current[f"std_{CLASS_COLUMNS[c]}"] for c in CLASSES],
-                                 dtype=float))
+    mean = np.array([_finite(current[f"mean_{CLASS_COLUMNS[c]}"]) for c in CLASSES])
+    std = np.array([_finite(current[f"std_{CLASS_COLUMNS[c]}"]) for c in CLASSES])
     return {"sources": {"master-bars": {
         "cls": list(CLASSES), "mean": mean.tolist(), "std": std.tolist(),
         "lo": np.clip(mean - std, 0, 1).tolist(), "hi": np.clip(mean + std, 0, 1).tolist(),
