@@ -122,8 +122,8 @@ def test_skymap_with_400000_sources(app, capsys):
     runs = []
     try:
         with browser.live_server(big) as base, browser.chromium() as driver:
-            for _ in range(3):
-                ready = browser.skymap_render(driver, base, timeout=180)
+            for _ in range(2):  # more runs, and the target: benchmarks/bench_web.py
+                ready = browser.skymap_render(driver, base, timeout=240)
                 assert ready["n"] == 400_000
                 runs.append(ready)
             assert browser.console_errors(driver) == []
