@@ -155,6 +155,10 @@ def _parser() -> argparse.ArgumentParser:
                    ).set_defaults(func=commands.demo)
     sub.add_parser("serve", help="serve the Prefect deployments (schedules, trigger)"
                    ).set_defaults(func=commands.serve)
+    web = sub.add_parser("web", help="the read-only web explorer (search, sources, sky map)")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    web.add_argument("--port", type=int, default=8765, help="TCP port (8765)")
+    web.set_defaults(func=commands.web)
     return p
 
 

@@ -373,6 +373,25 @@ def serve(args: argparse.Namespace) -> None:
     serve_deployments()
 
 
+def web(args: argparse.Namespace) -> None:
+    """The web explorer on ``--host:--port`` (uvicorn), as the read-only role."""
+    import uvicorn
+
+    from web.app import create_app, warm
+
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port {args.port} is not a TCP port (1-65535)")
+    app = create_app(get_settings())
+    with app.state.engine.connect() as conn:  # a database problem is one line, now
+        from db.web_queries import reader_identity
+
+        who = reader_identity(conn)
+    warm(app)
+    print(f"cscat explorer on http://{args.host}:{args.port}/ (database role {who['role']}, "
+          "read-only); Ctrl-C stops it", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
 def demo(args: argparse.Namespace) -> None:
     from db import report
 

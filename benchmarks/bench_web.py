@@ -1,0 +1,182 @@
+"""The web explorer's figures (issue 12), with targets:
+
+* page response ≤ 200 ms at 1M detections for a source page and a 1′ cone search: a catalog
+  of ``--detections`` built by the full pipeline (``bench_pipeline.build``), served by uvicorn
+  on loopback as ``cscat web`` serves it (the read-only role, figures warmed), timed on the
+  client (request to last byte, httpx, one warm-up then ``--repeat`` runs). The source pages
+  are the source with the most detections (the worst case) and a median one; the cones are
+  centred on sources spread over the catalog.
+* the sky map draws 400,000 sources in ≤ 3 s: headless Chromium (Debian's ``chromium``),
+  synthetic sources, from navigation start to the points drawn (``window.skymapReady``),
+  ``--browser-runs`` page loads in one browser.
+
+    python benchmarks/bench_web.py [--detections 1000000] [--repeat 20] [--browser-runs 3]
+                                   [--out benchmarks/results/web.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import browser  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS,
+    BenchServer,
+    machine,
+    markdown,
+    row,
+    table,
+    with_target,
+    write_json,
+)
+
+PAGE_TARGET_MS = 200.0
+SKYMAP_TARGET_S = 3.0
+SKY_POINTS = 400_000
+
+
+def _client_ms(client, url: str, repeat: int) -> list[float]:
+    r = client.get(url)  # warm-up
+    r.raise_for_status()
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        r = client.get(url)
+        _ = r.content
+        out.append((time.perf_counter() - t0) * 1000)
+        r.raise_for_status()
+    return out
+
+
+def pages(engine, n_detections: int, repeat: int, log=print) -> list[dict]:
+    """Response times of source pages and 1′ cones on ``engine``'s catalog."""
+    import httpx
+    from sqlalchemy import text
+
+    from db import engine as dbe
+    from web.app import create_app, warm
+    from web.render import source_url
+
+    with engine.connect() as conn:
+        worst = conn.execute(text(
+            "SELECT name FROM catalog.source_class ORDER BY n_detections DESC, name LIMIT 1"
+        )).scalar_one()
+        median = conn.execute(text(
+            "SELECT name FROM catalog.source_class ORDER BY n_detections, name "
+            "OFFSET (SELECT count(*) / 2 FROM catalog.source_class) LIMIT 1")).scalar_one()
+        centres = conn.execute(text(
+            "SELECT ra, dec FROM catalog.source_class ORDER BY source_id "
+            "OFFSET (SELECT count(*) / 3 FROM catalog.source_class) LIMIT 1")).all()
+        n_sources = conn.execute(text("SELECT count(*) FROM catalog.source_class")).scalar()
+        n_det_worst = conn.execute(text(
+            "SELECT n_detections FROM catalog.source_class WHERE name = :n"), {"n": worst}
+        ).scalar()
+    url = engine.url.render_as_string(hide_password=False)
+    os.environ["CSCAT_DATABASE_URL"] = url
+    dbe.reset()
+    app = create_app()
+    warm(app)
+    rows = []
+    try:
+        with browser.live_server(app) as base, httpx.Client(base_url=base, timeout=60) as c:
+            cases = {
+                "web_source_page_most_detections": (source_url(worst), {
+                    "source": worst, "source_detections": n_det_worst}),
+                "web_source_page_median_source": (source_url(median), {"source": median}),
+            }
+            for ra, dec in centres:
+                cases["web_cone_1arcmin"] = (
+                    f"/search?ra={ra:.6f}&dec={dec:.6f}&radius=1", {"ra": ra, "dec": dec})
+                cases["web_cone_1arcmin_download_csv"] = (
+                    f"/search/download?ra={ra:.6f}&dec={dec:.6f}&radius=1&format=csv", {})
+            for figure, (path, extra) in cases.items():
+                ms = _client_ms(c, path, repeat)
+                log(f"{figure:<40} median {statistics.median(ms):8.1f} ms  {path}")
+                rows.append(with_target(row(figure, "ms", n_detections, ms, path=path,
+                                            catalog_sources=n_sources, **extra),
+                                        "<=", PAGE_TARGET_MS))
+    finally:
+        app.state.engine.dispose()
+    return rows
+
+
+def skymap(runs: int, log=print) -> list[dict]:
+    """The sky map with 400,000 synthetic sources in headless Chromium (the app's
+    ``sky_points`` hook; the page itself reads the configured catalog)."""
+    reason = browser.missing()
+    if reason:
+        log(f"sky map: skipped ({reason})")
+        return []
+    from web.app import create_app, warm
+
+    app = create_app()
+    warm(app)
+    app.state.sky_points = browser.synthetic_sky(SKY_POINTS)
+    readies = []
+    with browser.live_server(app) as base, browser.chromium() as driver:
+        for _ in range(runs):
+            readies.append(browser.skymap_render(driver, base, timeout=300))
+        errors = browser.console_errors(driver)
+    app.state.engine.dispose()
+    secs = [r["total_ms"] / 1000 for r in readies]
+    cpu = [r["browser_cpu_s"] for r in readies]
+    log(f"sky map {SKY_POINTS:,} points: median {statistics.median(secs):.2f} s "
+        f"({', '.join(f'{s:.2f}' for s in secs)}), browser CPU median "
+        f"{statistics.median(cpu):.2f} s; load average {os.getloadavg()[0]:.1f}; "
+        f"console errors: {len(errors)}")
+    return [with_target(row("web_skymap_render", "s", SKY_POINTS, secs,
+                            fetch_s=[r["fetch_ms"] / 1000 for r in readies],
+                            draw_s=[r["draw_ms"] / 1000 for r in readies],
+                            load_average=os.getloadavg(),
+                            console_errors=errors), "<=", SKYMAP_TARGET_S),
+            row("web_skymap_browser_cpu", "s", SKY_POINTS, cpu)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--detections", type=int, default=1_000_000)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--browser-runs", type=int, default=3)
+    p.add_argument("--out", type=Path, default=RESULTS / "web.json")
+    p.add_argument("--only", choices=["pages", "skymap"], default=None,
+                   help="run one part (the sky map still needs a catalog: use a small one)")
+    args = p.parse_args(argv)
+
+    from benchmarks import bench_pipeline
+    from ingest.sample import generate_sample
+
+    rows: list[dict] = []
+    with BenchServer() as server:
+        sample = generate_sample(n_detections=args.detections, seed=6)
+        engine = server.database(f"bench_web_{args.detections}")
+        t0 = time.perf_counter()
+        bench_pipeline.build(engine, sample, until=float(sample.detections["gti_mjd_obs"].max())
+                             + 1)
+        print(f"catalog of {args.detections:,} detections built in "
+              f"{time.perf_counter() - t0:.0f} s")
+        if args.only != "skymap":
+            rows += pages(engine, args.detections, args.repeat)
+        else:
+            from db import engine as dbe
+
+            os.environ["CSCAT_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
+            dbe.reset()
+        if args.only != "pages":
+            rows += skymap(args.browser_runs)
+    print(table(rows))
+    write_json(args.out, {"machine": machine(), "figures": rows})
+    args.out.with_suffix(".md").write_text(markdown(rows) + "\n")
+    print(f"written {args.out}")
+    return 0 if all(r.get("target", {}).get("hit", True) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
