@@ -149,6 +149,27 @@ def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.
     return F, reasons
 
 
+#: ICRS (J2000) equatorial -> Galactic rotation (Hipparcos, ESA 1997, vol. 1, eq. 1.5.11).
+_ICRS_TO_GAL = np.array([
+    [-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
+    [+0.4941094278755837, -0.4448296299600112, +0.7469822444972189],
+    [-0.8676661490190047, -0.1980763734312015, +0.4559837761750669],
+])  # fmt: skip
+
+
+def galactic(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Galactic (l in (-180, 180], b) in degrees from ICRS ``ra``, ``dec`` in degrees.
+
+    l is wrapped about the Galactic centre so the bulge is one contiguous range.
+    """
+    a, d = np.radians(ra), np.radians(dec)
+    v = np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
+    g = _ICRS_TO_GAL @ v.reshape(3, -1)
+    l_deg = np.degrees(np.arctan2(g[1], g[0]))
+    b_deg = np.degrees(np.arcsin(np.clip(g[2], -1.0, 1.0)))
+    return l_deg.reshape(np.shape(ra)), b_deg.reshape(np.shape(ra))
+
+
 def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndarray]:
     n = len(X)
     flux = {b: _col(X, f"flux_{b}") for b in XRAY_BANDS}
@@ -183,6 +204,8 @@ def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndar
             feats[c] = _col(X, c)
     if "nh_gal" in X.columns:
         feats["log_nh_gal"] = _log10(_col(X, "nh_gal"))
+    if "ra" in X.columns and "dec" in X.columns:
+        feats["gal_l"], feats["gal_b"] = galactic(_col(X, "ra"), _col(X, "dec"))
     F = np.column_stack([np.asarray(feats[f], dtype="float64") for f in fs.features])
     F[~np.isfinite(F)] = np.nan
     reasons = np.full(n, None, dtype=object)
@@ -190,7 +213,9 @@ def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndar
     return F, reasons
 
 
-_BUILDERS = {"csc_hr": _build_csc_hr, "mw": _build_mw, "mw_plus": _build_mw}
+_BUILDERS = {
+    "csc_hr": _build_csc_hr, "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
+}  # fmt: skip
 
 _XRAY_FLUX_FEATURES = ["log_flux_b", "log_flux_s_b", "log_flux_m_b", "log_flux_h_b"]
 _HR_FEATURES = ["hr_ms", "hr_hm", "hr_hms"]
@@ -217,6 +242,8 @@ def _cats_mw(features: list[str]) -> dict[str, str]:
             cats[f] = "spectrum"
         elif f.startswith("gaia_p"):
             cats[f] = "astrometry"
+        elif f.startswith("gal_"):
+            cats[f] = "position"
         else:
             cats[f] = "multiwavelength"
     return cats
@@ -232,6 +259,7 @@ _MUW = (
     + _MW_FEATURES + _COLOUR_FEATURES
 )  # fmt: skip
 _MUW_PLUS = _MUW + ["powlaw_gamma", "gaia_plx", "gaia_pm", "log_nh_gal"]
+_MUW_GAL = _MUW_PLUS + ["gal_l", "gal_b"]
 
 #: Every feature set, by name.
 FEATURE_SETS: dict[str, FeatureSet] = {
@@ -251,6 +279,13 @@ FEATURE_SETS: dict[str, FeatureSet] = {
         _MW_COLUMNS + ["powlaw_gamma", "gaia_plx", "gaia_pm", "nh_gal"],
         _MUW_PLUS,
         _cats_mw(_MUW_PLUS),
+        _MW_ERRORS,
+    ),
+    "mw_gal": FeatureSet(
+        "mw_gal",
+        _MW_COLUMNS + ["powlaw_gamma", "gaia_plx", "gaia_pm", "nh_gal", "ra", "dec"],
+        _MUW_GAL,
+        _cats_mw(_MUW_GAL),
         _MW_ERRORS,
     ),
 }

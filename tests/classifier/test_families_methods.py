@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from classifier.compare import expected_calibration_error, score
-from classifier.families import Claxboi, MUWClass
+from classifier.families import GBM, Claxboi, MUWClass
 from classifier.families import features as fmod
 from classifier.families.features import FeatureSet
 from classifier.families.gbm import fit_temperature
@@ -161,6 +161,25 @@ def test_temperature_scaling_by_hand():
     scores = np.tile([1.0, 0.0], (400, 1))
     code = np.r_[np.zeros(300, int), np.ones(100, int)]
     assert fit_temperature(scores, code) == pytest.approx(1 / math.log(3), rel=1e-4)
+
+
+def test_gbm_iteration_count_chosen_on_the_held_out_quarter(toy_sets):
+    """Labels that are pure noise: every tree only over-fits, so the held-out log loss is
+    lowest at the first checkpoint (10 iterations), far below max_iter; a clean signal
+    needs more; select_iter=False keeps max_iter."""
+    rng = np.random.default_rng(3)
+    n = 800
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    noise = pd.Series(np.where(rng.random(n) < 0.5, "p", "q"), index=X.index, dtype=object)
+    m = GBM(feature_set="toy2", max_iter=200).fit(X, noise)
+    assert m.n_iter_ == 10 and m.model_.n_iter_ == 10
+    # a smooth boundary (a + b > 0, 5% flipped) keeps improving well past 10 iterations
+    lab = (X["a"] + X["b"] > 0) ^ (rng.random(n) < 0.05)
+    signal = pd.Series(np.where(lab, "p", "q"), index=X.index, dtype=object)
+    m = GBM(feature_set="toy2", max_iter=200, learning_rate=0.05).fit(X, signal)
+    assert 10 < m.n_iter_ <= 200 and m.model_.n_iter_ == m.n_iter_
+    m = GBM(feature_set="toy2", max_iter=40, select_iter=False).fit(X, noise)
+    assert m.n_iter_ == 40 and m.model_.n_iter_ == 40
 
 
 # ---------------------------------------------------------------------------- scores
