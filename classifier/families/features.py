@@ -135,11 +135,36 @@ def _build_identity(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, n
     return F, reasons
 
 
+def hardness_closure(hm: np.ndarray, ms: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """``hs`` minus the hard-soft ratio implied by ``hm`` and ``ms``.
+
+    For band counts S, M, H the three ratios close exactly: with M/S = (1+ms)/(1-ms) and
+    H/M = (1+hm)/(1-hm), hs = (H-S)/(H+S). The CSC's ratios are Bayesian posterior
+    estimates, each shrunk towards 0 by its own counts, so the residual measures how few
+    counts the source has (and in which band), which the ratios alone do not.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = (1 + ms) / (1 - ms)
+        h = m * (1 + hm) / (1 - hm)
+        implied = np.where(np.isinf(h), 1.0, (h - 1) / (h + 1))
+        return hs - implied
+
+
 def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndarray]:
     cols = {c: _col(X, c) for c in CSC_HR_COLUMNS}
+    derived = {
+        "hard_hs_closure": lambda: hardness_closure(
+            cols["hard_hm"], cols["hard_ms"], cols["hard_hs"]
+        ),
+        "log_var_ratio_h_s": lambda: _log10(cols["var_ratio_h"] / cols["var_ratio_s"]),
+        "var_prob_h_s": lambda: cols["var_prob_h"] - cols["var_prob_s"],
+        "log_bb_kt_minus_gamma": lambda: _log10(cols["bb_kt"]) - cols["powlaw_gamma"],
+    }
     out = []
     for f in fs.features:
-        if f.startswith("log_"):
+        if f in derived:
+            out.append(derived[f]())
+        elif f.startswith("log_"):
             out.append(_log10(cols[f[4:]]))
         else:
             out.append(cols[f])
@@ -214,7 +239,8 @@ def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndar
 
 
 _BUILDERS = {
-    "csc_hr": _build_csc_hr, "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
+    "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr,
+    "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
 }  # fmt: skip
 
 _XRAY_FLUX_FEATURES = ["log_flux_b", "log_flux_s_b", "log_flux_m_b", "log_flux_h_b"]
@@ -254,6 +280,20 @@ _CSC_HR_FEATURES = [
     "var_prob_b", "var_prob_h", "var_prob_s", "log_var_ratio_b", "log_var_ratio_h",
     "log_var_ratio_s",
 ]  # fmt: skip
+_CSC_HR_PLUS = _CSC_HR_FEATURES + [
+    "hard_hs_closure", "log_var_ratio_h_s", "var_prob_h_s", "log_bb_kt_minus_gamma",
+]  # fmt: skip
+
+
+def _cats_csc(features: list[str]) -> dict[str, str]:
+    return {
+        f: "hardness" if f.startswith("hard") else
+        "spectrum" if f in ("log_bb_kt", "powlaw_gamma", "log_bb_kt_minus_gamma") else
+        "variability"
+        for f in features
+    }  # fmt: skip
+
+
 _MUW = (
     _XRAY_FLUX_FEATURES + _HR_FEATURES + ["var_inter_prob", "var_intra_prob"]
     + _MW_FEATURES + _COLOUR_FEATURES
@@ -263,16 +303,10 @@ _MUW_GAL = _MUW_PLUS + ["gal_l", "gal_b"]
 
 #: Every feature set, by name.
 FEATURE_SETS: dict[str, FeatureSet] = {
-    "csc_hr": FeatureSet(
-        "csc_hr",
-        CSC_HR_COLUMNS,
-        _CSC_HR_FEATURES,
-        {
-            f: "hardness" if f.startswith("hard") else
-            "spectrum" if f in ("log_bb_kt", "powlaw_gamma") else "variability"
-            for f in _CSC_HR_FEATURES
-        },
-    ),  # fmt: skip
+    "csc_hr": FeatureSet("csc_hr", CSC_HR_COLUMNS, _CSC_HR_FEATURES, _cats_csc(_CSC_HR_FEATURES)),
+    "csc_hr_plus": FeatureSet(
+        "csc_hr_plus", CSC_HR_COLUMNS, _CSC_HR_PLUS, _cats_csc(_CSC_HR_PLUS)
+    ),
     "mw": FeatureSet("mw", _MW_COLUMNS, _MUW, _cats_mw(_MUW), _MW_ERRORS),
     "mw_plus": FeatureSet(
         "mw_plus",

@@ -198,3 +198,35 @@ def test_ece_and_scores_by_hand():
     assert s["brier"] == pytest.approx(np.mean([2 * 0.1**2, 2 * 0.9**2, 2 * 0.4**2, 2 * 0.2**2]))
     assert s["per_class"]["a"]["precision"] == pytest.approx(2 / 3)
     assert s["confusion"]["counts"] == [[2, 0], [1, 1]]
+
+
+# ---------------------------------------------------------------------------- features
+def test_galactic_coordinates_by_hand_and_against_astropy():
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    # the Galactic centre and north pole as the IAU defines them (ICRS, Hipparcos vol. 1)
+    l0, b0 = fmod.galactic(np.array([266.40499]), np.array([-28.93617]))
+    assert abs(l0[0]) < 1e-3 and abs(b0[0]) < 1e-3
+    _, bp = fmod.galactic(np.array([192.85948]), np.array([27.12825]))
+    assert bp[0] == pytest.approx(90.0, abs=1e-3)
+    # the anticentre wraps to +-180, not 0..360
+    la, _ = fmod.galactic(np.array([86.40499]), np.array([28.93617]))
+    assert abs(abs(la[0]) - 180.0) < 1e-2
+    rng = np.random.default_rng(0)
+    ra, dec = rng.uniform(0, 360, 500), np.degrees(np.arcsin(rng.uniform(-1, 1, 500)))
+    lon, lat = fmod.galactic(ra, dec)
+    g = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs").galactic
+    assert np.abs((lon - g.l.deg + 180) % 360 - 180).max() < 2e-3  # < 7 arcsec
+    assert np.abs(lat - g.b.deg).max() < 2e-3
+
+
+def test_mw_gal_feature_set_adds_l_and_b():
+    fs = fmod.FEATURE_SETS["mw_gal"]
+    assert fs.features[-2:] == ["gal_l", "gal_b"] and {"ra", "dec"} <= set(fs.columns)
+    assert fs.categories["gal_b"] == "position"
+    row = {c: np.nan for c in fs.columns} | {"flux_s": 1e-14, "flux_m": 1e-14, "flux_h": 1e-14,
+                                              "ra": 266.40499, "dec": -28.93617}
+    F, r = fs.build(pd.DataFrame([row]))
+    assert r[0] is None
+    assert abs(F[0, -2]) < 1e-3 and abs(F[0, -1]) < 1e-3
