@@ -230,3 +230,26 @@ def test_mw_gal_feature_set_adds_l_and_b():
     F, r = fs.build(pd.DataFrame([row]))
     assert r[0] is None
     assert abs(F[0, -2]) < 1e-3 and abs(F[0, -1]) < 1e-3
+
+
+def test_hardness_closure_by_hand():
+    # counts S=10, M=20, H=40: hm = ms = 1/3, hs = 30/50 = 0.6 close exactly
+    hm, ms = np.array([1 / 3, 1 / 3, 1.0]), np.array([1 / 3, 1 / 3, 0.2])
+    hs = np.array([0.6, 0.5, 0.9])
+    r = fmod.hardness_closure(hm, ms, hs)
+    assert r[0] == pytest.approx(0.0, abs=1e-12)
+    assert r[1] == pytest.approx(-0.1)  # a ratio shrunk towards 0 by few counts
+    assert r[2] == pytest.approx(-0.1)  # hm = 1 (no medium counts): H/M infinite, implied hs = 1
+    fs = fmod.FEATURE_SETS["csc_hr_plus"]
+    row = dict(hard_hm=1 / 3, hard_ms=1 / 3, hard_hs=0.5, bb_kt=1.0, powlaw_gamma=2.0,
+               var_prob_b=0.1, var_prob_h=0.7, var_prob_s=0.2, var_ratio_b=0.1,
+               var_ratio_h=1.0, var_ratio_s=0.01)  # fmt: skip
+    F, r = fs.build(pd.DataFrame([row]))
+    f = dict(zip(fs.features, F[0], strict=True))
+    assert f["hard_hs_closure"] == pytest.approx(-0.1)
+    assert f["log_var_ratio_h_s"] == pytest.approx(2.0)
+    assert f["var_prob_h_s"] == pytest.approx(0.5)
+    assert f["log_bb_kt_minus_gamma"] == pytest.approx(-2.0)
+    assert fs.features[: len(fmod.FEATURE_SETS["csc_hr"].features)] == (
+        fmod.FEATURE_SETS["csc_hr"].features
+    )
