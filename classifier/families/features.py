@@ -140,8 +140,8 @@ def hardness_closure(hm: np.ndarray, ms: np.ndarray, hs: np.ndarray) -> np.ndarr
 
     For band counts S, M, H the three ratios close exactly: with M/S = (1+ms)/(1-ms) and
     H/M = (1+hm)/(1-hm), hs = (H-S)/(H+S). The CSC's ratios are Bayesian posterior
-    estimates, each shrunk towards 0 by its own counts, so the residual measures how few
-    counts the source has (and in which band), which the ratios alone do not.
+    estimates, each shrunk towards 0 by its own counts, so the residual carries information
+    on the counts in each band that the ratios alone do not.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         m = (1 + ms) / (1 - ms)
