@@ -62,6 +62,9 @@ def run(
                  "cpu_s_median": sorted(cpus)[len(cpus) // 2]}  # fmt: skip
         if name == "muwclass":
             extra["mc_draws"] = model._draws()
+        if name == "gbm":
+            n_cls = len(model.classes_)
+            extra["trees"] = int(model.n_iter_) * (1 if n_cls == 2 else n_cls)
         rows.append(with_target(row(f"{name} predict", "s", size, walls, **extra), "<=", TARGET_S))
         print(table(rows[-1:]), flush=True)
     return rows

@@ -68,6 +68,8 @@ def load_muwclass_td(folder: str | Path, keep_ns_bin: bool = False):
     out["var_inter_prob"] = df["var_inter_prob"].to_numpy()
     out["powlaw_gamma"] = df["powlaw_gamma_mean"].to_numpy()
     out["nh_gal"] = df["nh_gal"].to_numpy()
+    out["ra"] = df["ra"].to_numpy()  # CSC position (deg, ICRS)
+    out["dec"] = df["dec"].to_numpy()
     for src, dst in _MW_MAP.items():
         out[dst] = _clean_mag(df[src]).to_numpy()
     # W1/W2: AllWISE, else CatWISE (as MUWCLASS combines the WISE catalogues)

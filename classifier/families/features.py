@@ -135,11 +135,36 @@ def _build_identity(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, n
     return F, reasons
 
 
+def hardness_closure(hm: np.ndarray, ms: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """``hs`` minus the hard-soft ratio implied by ``hm`` and ``ms``.
+
+    For band counts S, M, H the three ratios close exactly: with M/S = (1+ms)/(1-ms) and
+    H/M = (1+hm)/(1-hm), hs = (H-S)/(H+S). The CSC's ratios are Bayesian posterior
+    estimates, each shrunk towards 0 by its own counts, so the residual carries information
+    on the counts in each band that the ratios alone do not.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = (1 + ms) / (1 - ms)
+        h = m * (1 + hm) / (1 - hm)
+        implied = np.where(np.isinf(h), 1.0, (h - 1) / (h + 1))
+        return hs - implied
+
+
 def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndarray]:
     cols = {c: _col(X, c) for c in CSC_HR_COLUMNS}
+    derived = {
+        "hard_hs_closure": lambda: hardness_closure(
+            cols["hard_hm"], cols["hard_ms"], cols["hard_hs"]
+        ),
+        "log_var_ratio_h_s": lambda: _log10(cols["var_ratio_h"] / cols["var_ratio_s"]),
+        "var_prob_h_s": lambda: cols["var_prob_h"] - cols["var_prob_s"],
+        "log_bb_kt_minus_gamma": lambda: _log10(cols["bb_kt"]) - cols["powlaw_gamma"],
+    }
     out = []
     for f in fs.features:
-        if f.startswith("log_"):
+        if f in derived:
+            out.append(derived[f]())
+        elif f.startswith("log_"):
             out.append(_log10(cols[f[4:]]))
         else:
             out.append(cols[f])
@@ -147,6 +172,27 @@ def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.
     reasons = np.full(len(X), None, dtype=object)
     reasons[np.isnan(F).all(axis=1)] = "no X-ray properties (all features missing)"
     return F, reasons
+
+
+#: ICRS (J2000) equatorial -> Galactic rotation (Hipparcos, ESA 1997, vol. 1, eq. 1.5.11).
+_ICRS_TO_GAL = np.array([
+    [-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
+    [+0.4941094278755837, -0.4448296299600112, +0.7469822444972189],
+    [-0.8676661490190047, -0.1980763734312015, +0.4559837761750669],
+])  # fmt: skip
+
+
+def galactic(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Galactic (l in (-180, 180], b) in degrees from ICRS ``ra``, ``dec`` in degrees.
+
+    l is wrapped about the Galactic centre so the bulge is one contiguous range.
+    """
+    a, d = np.radians(ra), np.radians(dec)
+    v = np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
+    g = _ICRS_TO_GAL @ v.reshape(3, -1)
+    l_deg = np.degrees(np.arctan2(g[1], g[0]))
+    b_deg = np.degrees(np.arcsin(np.clip(g[2], -1.0, 1.0)))
+    return l_deg.reshape(np.shape(ra)), b_deg.reshape(np.shape(ra))
 
 
 def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +229,8 @@ def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndar
             feats[c] = _col(X, c)
     if "nh_gal" in X.columns:
         feats["log_nh_gal"] = _log10(_col(X, "nh_gal"))
+    if "ra" in X.columns and "dec" in X.columns:
+        feats["gal_l"], feats["gal_b"] = galactic(_col(X, "ra"), _col(X, "dec"))
     F = np.column_stack([np.asarray(feats[f], dtype="float64") for f in fs.features])
     F[~np.isfinite(F)] = np.nan
     reasons = np.full(n, None, dtype=object)
@@ -190,7 +238,10 @@ def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndar
     return F, reasons
 
 
-_BUILDERS = {"csc_hr": _build_csc_hr, "mw": _build_mw, "mw_plus": _build_mw}
+_BUILDERS = {
+    "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr,
+    "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
+}  # fmt: skip
 
 _XRAY_FLUX_FEATURES = ["log_flux_b", "log_flux_s_b", "log_flux_m_b", "log_flux_h_b"]
 _HR_FEATURES = ["hr_ms", "hr_hm", "hr_hms"]
@@ -217,6 +268,8 @@ def _cats_mw(features: list[str]) -> dict[str, str]:
             cats[f] = "spectrum"
         elif f.startswith("gaia_p"):
             cats[f] = "astrometry"
+        elif f.startswith("gal_"):
+            cats[f] = "position"
         else:
             cats[f] = "multiwavelength"
     return cats
@@ -227,30 +280,46 @@ _CSC_HR_FEATURES = [
     "var_prob_b", "var_prob_h", "var_prob_s", "log_var_ratio_b", "log_var_ratio_h",
     "log_var_ratio_s",
 ]  # fmt: skip
+_CSC_HR_PLUS = _CSC_HR_FEATURES + [
+    "hard_hs_closure", "log_var_ratio_h_s", "var_prob_h_s", "log_bb_kt_minus_gamma",
+]  # fmt: skip
+
+
+def _cats_csc(features: list[str]) -> dict[str, str]:
+    return {
+        f: "hardness" if f.startswith("hard") else
+        "spectrum" if f in ("log_bb_kt", "powlaw_gamma", "log_bb_kt_minus_gamma") else
+        "variability"
+        for f in features
+    }  # fmt: skip
+
+
 _MUW = (
     _XRAY_FLUX_FEATURES + _HR_FEATURES + ["var_inter_prob", "var_intra_prob"]
     + _MW_FEATURES + _COLOUR_FEATURES
 )  # fmt: skip
 _MUW_PLUS = _MUW + ["powlaw_gamma", "gaia_plx", "gaia_pm", "log_nh_gal"]
+_MUW_GAL = _MUW_PLUS + ["gal_l", "gal_b"]
 
 #: Every feature set, by name.
 FEATURE_SETS: dict[str, FeatureSet] = {
-    "csc_hr": FeatureSet(
-        "csc_hr",
-        CSC_HR_COLUMNS,
-        _CSC_HR_FEATURES,
-        {
-            f: "hardness" if f.startswith("hard") else
-            "spectrum" if f in ("log_bb_kt", "powlaw_gamma") else "variability"
-            for f in _CSC_HR_FEATURES
-        },
-    ),  # fmt: skip
+    "csc_hr": FeatureSet("csc_hr", CSC_HR_COLUMNS, _CSC_HR_FEATURES, _cats_csc(_CSC_HR_FEATURES)),
+    "csc_hr_plus": FeatureSet(
+        "csc_hr_plus", CSC_HR_COLUMNS, _CSC_HR_PLUS, _cats_csc(_CSC_HR_PLUS)
+    ),
     "mw": FeatureSet("mw", _MW_COLUMNS, _MUW, _cats_mw(_MUW), _MW_ERRORS),
     "mw_plus": FeatureSet(
         "mw_plus",
         _MW_COLUMNS + ["powlaw_gamma", "gaia_plx", "gaia_pm", "nh_gal"],
         _MUW_PLUS,
         _cats_mw(_MUW_PLUS),
+        _MW_ERRORS,
+    ),
+    "mw_gal": FeatureSet(
+        "mw_gal",
+        _MW_COLUMNS + ["powlaw_gamma", "gaia_plx", "gaia_pm", "nh_gal", "ra", "dec"],
+        _MUW_GAL,
+        _cats_mw(_MUW_GAL),
         _MW_ERRORS,
     ),
 }

@@ -15,7 +15,7 @@ columns in the feature set (e.g. ``csc_hr``) a single nominal draw is used.
 
 Draws are seeded from ``random_state``, so the same input gives the same output. The default
 of 4 draws keeps 400,000 sources within a minute on 2 cores (``benchmarks/bench_families.py``);
-``classifier.compare`` uses 10.
+``classifier.compare`` and the benchmark use the same 4.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from classifier import FEATURES_NO_NEWQ, simbad_to_class, validate
-from classifier.compare import main, run_csc21
+from classifier.compare import PARAMS, main, run_csc21
+from classifier.families import MUWClass
 from classifier.families.datasets import MUWCLASS_CLASSES, load_muwclass_td
+from classifier.families.features import FEATURE_SETS
 
 
 def test_muwclass_td_loader(shared_data):
@@ -25,6 +27,27 @@ def test_muwclass_td_loader(shared_data):
     first = X.loc["2CXO J000150.5+233015"]
     assert first["gaia_g"] == pytest.approx(12.588624)
     assert first["gaia_plx"] == pytest.approx(5.2353)
+
+
+def test_galactic_features_match_the_published_coordinates(shared_data):
+    """gal_l/gal_b from the CSC ra/dec equal the MUWCLASS file's own Galactic coordinates
+    (its GLAT column holds longitudes and GLON latitudes: swapped in the source file)."""
+    X, _ = load_muwclass_td(shared_data / "muwclass_td")
+    F, _ = FEATURE_SETS["mw_gal"].build(X)
+    lon, lat = F[:, -2], F[:, -1]
+    ref = pd.read_csv(shared_data / "muwclass_td" / "td_classes.csv").set_index("name")
+    ref = ref.loc[X.index]
+    assert np.abs((lon - ref["GLAT"].to_numpy() + 180) % 360 - 180).max() < 2e-3
+    assert np.abs(lat - ref["GLON"].to_numpy()).max() < 2e-3
+    # LMXBs crowd the Galactic plane, AGN avoid it (the physics the feature is for)
+    _, y = load_muwclass_td(shared_data / "muwclass_td")
+    b = pd.Series(np.abs(lat), index=X.index)
+    assert b[y == "LMXB"].median() < 10 < b[y == "AGN"].median()
+
+
+def test_compare_uses_the_default_number_of_draws():
+    """compare, the benchmark (which takes compare's parameters) and the default agree."""
+    assert PARAMS["muwclass_td"]["muwclass"]["n_draws"] == MUWClass().n_draws == 4
 
 
 def test_ctl_in_compare_equals_the_paper_validation(shared_data, shared_csv):

@@ -37,6 +37,8 @@ def toy(n=240, seed=0, n_noflux=3):
     X["gaia_pm"] = np.abs(rng.normal(5 * k, 1, n))
     X["powlaw_gamma"] = 1.5 + 0.5 * k + rng.normal(0, 0.2, n)
     X["nh_gal"] = rng.uniform(1, 50, n)
+    X["ra"] = rng.uniform(0, 360, n)
+    X["dec"] = np.clip(-30 + 20 * k + rng.normal(0, 10, n), -89, 89)
     X["hard_hm"] = np.clip(-0.5 + 0.4 * k + rng.normal(0, 0.1, n), -1, 1)
     X["hard_ms"] = np.clip(0.5 - 0.3 * k + rng.normal(0, 0.1, n), -1, 1)
     X["hard_hs"] = np.clip(0.2 * k + rng.normal(0, 0.1, n), -1, 1)
@@ -154,14 +156,29 @@ def test_unknown_feature_set():
         FAMILIES["gbm"](feature_set="nope").fit(X, y)
 
 
-def test_csc_hr_feature_set(data):
+@pytest.mark.parametrize("fs", ["csc_hr", "csc_hr_plus"])
+def test_csc_hr_feature_set(data, fs):
     X, y = data
     for name in ("muwclass", "claxboi", "gbm"):
-        m = make(name, feature_set="csc_hr").fit(X, y)
+        m = make(name, feature_set=fs).fit(X, y)
         out = m.predict(X)
         assert out["predicted_class"].isna().sum() == 3
         if name == "muwclass":  # no error columns -> a single nominal draw
             assert (out["n_draws"] == 1).all()
+
+
+@pytest.mark.parametrize("name", ["muwclass", "claxboi", "gbm"])
+def test_mw_gal_feature_set(name, data):
+    """Galactic coordinates need ra/dec; the rest of the contract is unchanged."""
+    X, y = data
+    m = make(name, feature_set="mw_gal").fit(X, y)
+    assert {"ra", "dec"} <= set(m.required_columns())
+    assert m.features_[-2:] == ["gal_l", "gal_b"]
+    out = m.predict(X)
+    assert out["predicted_class"].isna().sum() == 3
+    pd.testing.assert_frame_equal(load(save(m)).predict(X), out)
+    with pytest.raises(ValueError, match="dec"):
+        m.predict(X.drop(columns=["dec"]))
 
 
 def test_ctl_is_cluster_then_label_exactly(data):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from classifier.compare import expected_calibration_error, score
-from classifier.families import Claxboi, MUWClass
+from classifier.families import GBM, Claxboi, MUWClass
 from classifier.families import features as fmod
 from classifier.families.features import FeatureSet
 from classifier.families.gbm import fit_temperature
@@ -163,6 +163,25 @@ def test_temperature_scaling_by_hand():
     assert fit_temperature(scores, code) == pytest.approx(1 / math.log(3), rel=1e-4)
 
 
+def test_gbm_iteration_count_chosen_on_the_held_out_quarter(toy_sets):
+    """Labels that are pure noise: every tree only over-fits, so the held-out log loss is
+    lowest at the first checkpoint (10 iterations), far below max_iter; a clean signal
+    needs more; select_iter=False keeps max_iter."""
+    rng = np.random.default_rng(3)
+    n = 800
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    noise = pd.Series(np.where(rng.random(n) < 0.5, "p", "q"), index=X.index, dtype=object)
+    m = GBM(feature_set="toy2", max_iter=200).fit(X, noise)
+    assert m.n_iter_ == 10 and m.model_.n_iter_ == 10
+    # a smooth boundary (a + b > 0, 5% flipped) keeps improving well past 10 iterations
+    lab = (X["a"] + X["b"] > 0) ^ (rng.random(n) < 0.05)
+    signal = pd.Series(np.where(lab, "p", "q"), index=X.index, dtype=object)
+    m = GBM(feature_set="toy2", max_iter=200, learning_rate=0.05).fit(X, signal)
+    assert 10 < m.n_iter_ <= 200 and m.model_.n_iter_ == m.n_iter_
+    m = GBM(feature_set="toy2", max_iter=40, select_iter=False).fit(X, noise)
+    assert m.n_iter_ == 40 and m.model_.n_iter_ == 40
+
+
 # ---------------------------------------------------------------------------- scores
 def test_ece_and_scores_by_hand():
     P = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
@@ -179,3 +198,58 @@ def test_ece_and_scores_by_hand():
     assert s["brier"] == pytest.approx(np.mean([2 * 0.1**2, 2 * 0.9**2, 2 * 0.4**2, 2 * 0.2**2]))
     assert s["per_class"]["a"]["precision"] == pytest.approx(2 / 3)
     assert s["confusion"]["counts"] == [[2, 0], [1, 1]]
+
+
+# ---------------------------------------------------------------------------- features
+def test_galactic_coordinates_by_hand_and_against_astropy():
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    # the Galactic centre and north pole as the IAU defines them (ICRS, Hipparcos vol. 1)
+    l0, b0 = fmod.galactic(np.array([266.40499]), np.array([-28.93617]))
+    assert abs(l0[0]) < 1e-3 and abs(b0[0]) < 1e-3
+    _, bp = fmod.galactic(np.array([192.85948]), np.array([27.12825]))
+    assert bp[0] == pytest.approx(90.0, abs=1e-3)
+    # the anticentre wraps to +-180, not 0..360
+    la, _ = fmod.galactic(np.array([86.40499]), np.array([28.93617]))
+    assert abs(abs(la[0]) - 180.0) < 1e-2
+    rng = np.random.default_rng(0)
+    ra, dec = rng.uniform(0, 360, 500), np.degrees(np.arcsin(rng.uniform(-1, 1, 500)))
+    lon, lat = fmod.galactic(ra, dec)
+    g = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs").galactic
+    assert np.abs((lon - g.l.deg + 180) % 360 - 180).max() < 2e-3  # < 7 arcsec
+    assert np.abs(lat - g.b.deg).max() < 2e-3
+
+
+def test_mw_gal_feature_set_adds_l_and_b():
+    fs = fmod.FEATURE_SETS["mw_gal"]
+    assert fs.features[-2:] == ["gal_l", "gal_b"] and {"ra", "dec"} <= set(fs.columns)
+    assert fs.categories["gal_b"] == "position"
+    row = {c: np.nan for c in fs.columns} | {"flux_s": 1e-14, "flux_m": 1e-14, "flux_h": 1e-14,
+                                              "ra": 266.40499, "dec": -28.93617}
+    F, r = fs.build(pd.DataFrame([row]))
+    assert r[0] is None
+    assert abs(F[0, -2]) < 1e-3 and abs(F[0, -1]) < 1e-3
+
+
+def test_hardness_closure_by_hand():
+    # counts S=10, M=20, H=40: hm = ms = 1/3, hs = 30/50 = 0.6 close exactly
+    hm, ms = np.array([1 / 3, 1 / 3, 1.0]), np.array([1 / 3, 1 / 3, 0.2])
+    hs = np.array([0.6, 0.5, 0.9])
+    r = fmod.hardness_closure(hm, ms, hs)
+    assert r[0] == pytest.approx(0.0, abs=1e-12)
+    assert r[1] == pytest.approx(-0.1)  # a ratio shrunk towards 0 by few counts
+    assert r[2] == pytest.approx(-0.1)  # hm = 1 (no medium counts): H/M infinite, implied hs = 1
+    fs = fmod.FEATURE_SETS["csc_hr_plus"]
+    row = dict(hard_hm=1 / 3, hard_ms=1 / 3, hard_hs=0.5, bb_kt=1.0, powlaw_gamma=2.0,
+               var_prob_b=0.1, var_prob_h=0.7, var_prob_s=0.2, var_ratio_b=0.1,
+               var_ratio_h=1.0, var_ratio_s=0.01)  # fmt: skip
+    F, r = fs.build(pd.DataFrame([row]))
+    f = dict(zip(fs.features, F[0], strict=True))
+    assert f["hard_hs_closure"] == pytest.approx(-0.1)
+    assert f["log_var_ratio_h_s"] == pytest.approx(2.0)
+    assert f["var_prob_h_s"] == pytest.approx(0.5)
+    assert f["log_bb_kt_minus_gamma"] == pytest.approx(-2.0)
+    assert fs.features[: len(fmod.FEATURE_SETS["csc_hr"].features)] == (
+        fmod.FEATURE_SETS["csc_hr"].features
+    )
