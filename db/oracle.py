@@ -82,9 +82,10 @@ def _read(engine: Engine) -> dict:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         active = conn.execute(text(
             f"SELECT model_id, model->'classes' AS classes FROM {SCHEMA}.fitted_model "
-            "WHERE status = 'active'")).mappings().one_or_none()
+            "WHERE status = 'active' AND family = 'ctl'")).mappings().one_or_none()
         models = {int(r.model_id): list(r.classes) for r in conn.execute(text(
-            f"SELECT model_id, model->'classes' AS classes FROM {SCHEMA}.fitted_model"))}
+            f"SELECT model_id, model->'classes' AS classes FROM {SCHEMA}.fitted_model "
+            "WHERE family = 'ctl'"))}
         width = max((len(c) for c in models.values()), default=0)
         probs = "".join(f", r.probabilities[{i + 1}] AS p{i}" for i in range(width))
         det = read_frame(conn, (
