@@ -246,6 +246,23 @@ def _print_release(release: dict | None) -> None:
           f"{release['sources_changed']:,} master results written")
     for reason, n in sorted(det["reasons"].items(), key=lambda x: -x[1]):
         print(f"  unclassified {n:>6,} × {reason}")
+    for family, f in (release.get("counts") or {}).get("families", {}).items():
+        print(f"  {family} (model {f['model_id']}): {f['sources_classified']:,} sources "
+              f"classified, {f['sources_changed']:,} results written")
+
+
+def _print_family_refits(fitted: dict | None) -> None:
+    """One line per source family's refit (parallel Prefect tasks)."""
+    for family, r in (fitted or {}).items():
+        if not r.get("new_model", True):
+            print(f"refit {family}: {r['reason']}")
+            continue
+        acc = r["agg_accuracy"]
+        print(f"{family} model {r['model_id']}: {r['n_sources']:,} sources, "
+              f"{r['n_labeled']:,} labeled, {r['n_unclassifiable']:,} it cannot classify, "
+              f"aggregated validation accuracy {'-' if acc is None else f'{acc:.3f}'}; "
+              f"{'promoted' if r['promote'] else 'not promoted'} ({r['reason']}; "
+              f"{r['seconds']:.1f} s)")
 
 
 def _print_refit(fitted: dict | None) -> None:
@@ -290,6 +307,7 @@ def ingest(args: argparse.Namespace) -> None:
 def refit(args: argparse.Namespace) -> None:
     out = _flows().refit_flow(wait=args.wait)
     _print_refit(out["refit"])
+    _print_family_refits(out.get("families"))
     _print_release(out["release"])
 
 
@@ -311,6 +329,7 @@ def update(args: argparse.Namespace) -> None:
     _print_ingest(out["simbad"])
     print(f"model: {'refit' if out['refit'] else 'reapplied'} ({out['refit_decision']})")
     _print_refit(out["refit"])
+    _print_family_refits(out.get("families"))
     _print_release(out["release"])
 
 
@@ -354,6 +373,7 @@ def demo(args: argparse.Namespace) -> None:
         _print_ingest(run["simbad"])
         print(f"model: {'refit' if run['refit'] else 'reapplied'} ({run['refit_decision']})")
         _print_refit(run["refit"])
+        _print_family_refits(run.get("families"))
         _print_release(run["release"])
     _print_summary(engine)
     from db import oracle
