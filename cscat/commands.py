@@ -394,6 +394,7 @@ def _print_summary(engine) -> None:
     print("\n== current classes (catalog.source_class, aggregated) ==")
     print(aligned_table(*_cols_rows(report.class_distribution(engine))))
     _print_changes(engine, 1, 2)
+    _print_families(engine, 1, 2)
     model = report.active_model_validation(engine)
     if model and model["validation"]:
         v = model["validation"]
@@ -427,6 +428,26 @@ def _print_changes(engine, a: int, b: int) -> None:
     print(aligned_table(*_cols_rows(change_report.changed_examples(engine, a, b))))
 
 
+def _print_families(engine, a: int, b: int) -> None:
+    """Every family's validation side by side, the consensus, the changes per family."""
+    from db import family_report as fr
+
+    print("\n== every family's validation (held-out 30 % of the labeled rows; ctl per "
+          "detection, the others per source) ==")
+    print(aligned_table(*_cols_rows(fr.validation_side_by_side(engine))))
+    c = fr.consensus_summary(engine)
+    print(f"\n== consensus (catalog.source_consensus, coarse classes) ==\n"
+          f"sources classified by every family: {c['all_families']:,} of {c['sources']:,}; "
+          f"all families agree on {c['all_agree']:,}; disagreements: {c['disagree']:,} "
+          f"({c['no_majority']:,} without a majority)")
+    print(aligned_table(*_cols_rows(fr.consensus_by_class(engine))))
+    print("first disagreements:")
+    print(aligned_table(*_cols_rows(fr.disagreement_examples(engine))))
+    print(f"\n== class changes per family between catalog versions {a} and {b} "
+          f"(catalog.family_class_changes({a}, {b})) ==")
+    print(aligned_table(*_cols_rows(fr.changes_per_family(engine, a, b))))
+
+
 def _cols_rows(result) -> tuple[list[str], list[tuple]]:
     return result.columns, result.rows
 
@@ -439,4 +460,8 @@ cscat sql "select name, adopted_class, ambiguous, mean_yso from catalog.source_c
            order by mean_yso desc limit 10"
 cscat sql "select * from catalog.class_changes(1, 2) limit 10"
 cscat sql "select count(*) from catalog.source_class_as_of(1)"
+cscat sql "select family, class, probability, model_id from catalog.source_class_by_family
+           where name = (select min(name) from catalog.source) order by family"
+cscat sql "select majority_class, count(*) from catalog.source_consensus
+           where disagreement group by 1"
 cscat db start && psql "$(cscat db url)"      # then \\dv catalog.*"""

@@ -94,7 +94,7 @@ def _read(engine: Engine) -> dict:
             "WHERE status = 'active' AND family <> 'ctl'"), conn)
         stored = pd.read_sql_query(text(
             f"SELECT source_id, model_id, family, predicted_class, probabilities, prob_lo, "
-            f"prob_hi, outlier, marginals, reason, n_detections "
+            f"prob_hi, outlier, marginals, reason, n_detections, features "
             f"FROM {SCHEMA}.family_source_result WHERE valid_to IS NULL"), conn)
         ctl = pd.read_sql_query(text(
             f"SELECT source_id, master_class FROM {SCHEMA}.source_result "
@@ -113,14 +113,22 @@ def _check_family(family: str, row, feats: pd.DataFrame, stored: pd.DataFrame,
 
     model = load(bytes(row.model_bytes))
     classes = list(model.classes_)
-    with threadpool_limits(1):
-        pred = model.predict(feats)
-    exp_class = pred["predicted_class"].astype("object")
+    inputs = model.required_columns()
     out = []
     st = stored[stored.family == family].set_index("source_id")
     want = feats.index.difference(list(pending))
     have = st.index
     label = f"{family}."
+    both = want.intersection(have)
+    # step 1: the stored inputs are the recomputed features (within TOLERANCE); step 2: the
+    # model applied to them gives the stored result (a tree threshold may sit exactly on a
+    # value, so one ulp of a mean computed in another order must not decide a class)
+    SF = _matrix(st.loc[both, "features"], len(inputs))
+    EF = feats.loc[both, inputs].to_numpy("float64", na_value=np.nan)
+    same_inputs = _float_same(SF, EF)
+    with threadpool_limits(1):
+        pred = model.predict(pd.DataFrame(SF, index=both, columns=inputs))
+    exp_class = pred["predicted_class"].astype("object")
     miss, extra = want.difference(have), have.difference(feats.index)
     if len(miss):
         out.append(_diff(miss, names.reindex(miss), label + "(row)", ["(none)"] * len(miss),
@@ -128,9 +136,9 @@ def _check_family(family: str, row, feats: pd.DataFrame, stored: pd.DataFrame,
     if len(extra):
         out.append(_diff(extra, names.reindex(extra), label + "(row)", ["a result"] * len(extra),
                          ["(none)"] * len(extra)))
-    both = want.intersection(have)
     s, e = st.loc[both], pred.loc[both]
-    checks = [("model_id", s["model_id"].to_numpy() == int(row.model_id),
+    checks = [("features", same_inputs, list(SF), list(EF)),
+              ("model_id", s["model_id"].to_numpy() == int(row.model_id),
                s["model_id"], [int(row.model_id)] * len(both)),
               ("predicted_class", _text_same(s["predicted_class"], e["predicted_class"]),
                s["predicted_class"], e["predicted_class"]),

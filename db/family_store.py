@@ -114,11 +114,12 @@ def family_model_row(conn: Connection, model_id: int) -> dict | None:
 
 # -- results -------------------------------------------------------------------------------
 RESULT_COLUMNS = ["source_id", "model_id", "family", "predicted_class", "probabilities",
-                  "prob_lo", "prob_hi", "outlier", "reason", "n_detections"]
+                  "prob_lo", "prob_hi", "outlier", "reason", "n_detections", "features"]
 
 
 def result_frame(source_ids: np.ndarray, n_detections: np.ndarray, family: str, model_id: int,
-                 pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+                 pred: pd.DataFrame, classes: Sequence[str],
+                 inputs: np.ndarray) -> pd.DataFrame:
     """Rows for :func:`write_family_results` from a family's ``predict`` frame (index
     aligned with ``source_ids``): probabilities, interval bounds (``p_<class>_lo``/``_hi``)
     and outlier measure where the family gives them."""
@@ -142,6 +143,7 @@ def result_frame(source_ids: np.ndarray, n_detections: np.ndarray, family: str, 
                     if "outlier" in pred else None),
         "reason": pred["reason"].astype("object").to_numpy(),
         "n_detections": np.asarray(n_detections, dtype=np.int64),
+        "features": pg_array(inputs).to_numpy(),
     })
     out["predicted_class"] = out["predicted_class"].where(out["predicted_class"].notna(), None)
     return out
@@ -198,7 +200,7 @@ def write_family_results(conn: Connection, frame: pd.DataFrame, release_id: int,
         f"(c.{a} IS NOT DISTINCT FROM n.{a} OR (cardinality(c.{a}) = cardinality(n.{a}) "
         f"AND NOT EXISTS (SELECT 1 FROM unnest(c.{a}, n.{a}) AS u(x, y) "
         "WHERE NOT (u.x = u.y OR abs(u.x - u.y) <= :eps))))"
-        for a in ("probabilities", "prob_lo", "prob_hi"))
+        for a in ("probabilities", "prob_lo", "prob_hi", "features"))
     conn.execute(text(
         f"DELETE FROM pg_temp.stage_family_result n USING {SCHEMA}.family_source_result c "
         "WHERE c.family = n.family AND c.source_id = n.source_id AND c.valid_to IS NULL "

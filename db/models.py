@@ -400,6 +400,9 @@ class FamilySourceResult(Base):
     reason: Mapped[str | None] = mapped_column(Text, comment="why there is no class")
     n_detections: Mapped[int] = mapped_column(Integer, comment="detections the features "
                                                                "were built from")
+    features: Mapped[list[float] | None] = mapped_column(
+        ARRAY(Double), comment="the per-source inputs the model was applied to, in the "
+                               "order of its required columns (params->'inputs')")
 
 
 class CoarseClass(Base):

@@ -315,6 +315,8 @@ def check(engine: Engine, settings: Settings) -> CheckResult:
 
 def _show(value) -> str:
     """A stored or expected value as the user would write it."""
+    if isinstance(value, (list, tuple, np.ndarray)):  # a family's probability array
+        return "[" + ", ".join(_show(v) for v in list(value)[:12]) + "]"
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return "NULL"
     if hasattr(value, "item"):

@@ -239,8 +239,9 @@ def classify_sources(conn: Connection, family: str, row: dict, source_ids, relea
     with threadpool_limits(1):
         pred = model.predict(X)
     classes = list(model.classes_)
+    inputs = frame[model.required_columns()].to_numpy("float64", na_value=np.nan)
     out = fstore.result_frame(frame["source_id"].to_numpy(), frame["n_detections"].to_numpy(),
-                              family, row["model_id"], pred, classes)
+                              family, row["model_id"], pred, classes, inputs)
     cats, marg = fstore.marginal_columns(pred, classes)
     return fstore.write_family_results(conn, out, release_id, cats, marg)
 

@@ -30,6 +30,7 @@ TAMPER = [
      "claxboi.marginals.hardness.alt"),
     ("muwclass", "prob_hi = NULL", "muwclass.prob_hi"),
     ("gbm", "n_detections = n_detections + 1", "gbm.n_detections"),
+    ("muwclass", "features[1] = features[1] + 1e-6", "muwclass.features"),
 ]
 
 
@@ -57,6 +58,7 @@ def test_a_tampered_family_value_is_reported(engine, catalog, settings, family, 
             conn.execute(text("DROP TABLE tamper_keep"))
     assert run(engine, settings).ok
     assert not result.ok
+    assert "stored" in oracle.format_differences(result)
     hit = result.differences[result.differences.column == column]
     assert list(hit.source_id) == [sid], oracle.format_differences(result)
     assert result.verdict().startswith("check FAILED")

@@ -101,6 +101,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True, comment="why there is no class"),
         sa.Column("n_detections", sa.Integer(), nullable=False,
                   comment="detections the features were built from"),
+        sa.Column("features", postgresql.ARRAY(sa.Double()), nullable=True,
+                  comment="the per-source inputs the model was applied to, in the order of "
+                          "its required columns (params->'inputs')"),
         sa.PrimaryKeyConstraint("source_id", "model_id", "valid_from",
                                 name=op.f("pk_family_source_result")),
         schema="catalog",
