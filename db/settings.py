@@ -120,6 +120,10 @@ class Settings(BaseSettings):
                              "from its detection results)")
         if len(set(self.families)) != len(self.families):
             raise ValueError("families lists a family twice")
+        if self.primary_family != "ctl":
+            raise ValueError(f"primary_family {self.primary_family!r}: only 'ctl' can be "
+                             "primary yet (catalog.source_class's votes are ctl's); compare "
+                             "the families in catalog.source_consensus")
         if self.primary_family not in self.families:
             raise ValueError(f"primary_family {self.primary_family!r} is not one of the "
                              f"enabled families {self.families}")
