@@ -191,14 +191,13 @@ def expected_consensus(classes: pd.DataFrame) -> pd.DataFrame:
     n_top = counts.eq(top, axis=0).sum(axis=1)
     out = pd.DataFrame(index=counts.index)
     out["n_families"] = co.notna().sum(axis=1).reindex(out.index)
-    out = out[out["n_families"] > 0]
     out["majority_class"] = counts.idxmax(axis=1).where(n_top == 1, None)
     out["n_agree"] = top
     out["disagreement"] = (counts > 0).sum(axis=1) > 1
     out["all_agree"] = top == out["n_families"]
     for f in classes.columns:
         out[f"{f}_class"] = co[f].reindex(out.index)
-    return out
+    return out[out["n_families"] > 0]
 
 
 def check_families(engine: Engine, settings: Settings) -> FamilyCheck:

@@ -73,13 +73,30 @@ def source_features(conn: Connection, source_ids: Sequence[int] | None = None) -
 
 
 def sources_without_result(conn: Connection, family: str, model_id: int) -> list[int]:
-    """Sources with detections and no current result under ``model_id`` of ``family``."""
+    """Sources with no current result under ``model_id`` of ``family`` (every source has
+    detections: a source is stored with its first detection)."""
     return list(conn.execute(text(
-        f"SELECT s.source_id FROM {SCHEMA}.csc_source s WHERE EXISTS (SELECT 1 FROM "
-        f"{SCHEMA}.csc_detection d WHERE d.source_id = s.source_id) AND NOT EXISTS ("
+        f"SELECT s.source_id FROM {SCHEMA}.csc_source s WHERE NOT EXISTS ("
         f"SELECT 1 FROM {SCHEMA}.family_source_result r WHERE r.family = :f "
         "AND r.source_id = s.source_id AND r.valid_to IS NULL AND r.model_id = :m) "
         "ORDER BY 1"), {"f": family, "m": int(model_id)}).scalars())
+
+
+def only_these_lack_result(conn: Connection, family: str, model_id: int,
+                           source_ids: Sequence[int]) -> bool:
+    """Is every source outside ``source_ids`` covered by a current result under
+    ``model_id``? Counted (results: an index-only scan; ``source_ids`` without one: probes in
+    proportion to their number), cheaper than the anti-join of :func:`sources_without_result`."""
+    return bool(conn.execute(text(
+        f"SELECT (SELECT count(*) FROM {SCHEMA}.family_source_result r WHERE r.family = :f "
+        "AND r.valid_to IS NULL AND r.model_id = :m) + (SELECT count(*) FROM "
+        "unnest(CAST(:ids AS bigint[])) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM "
+        f"{SCHEMA}.family_source_result r WHERE r.family = :f AND r.source_id = a.id "
+        f"AND r.valid_to IS NULL AND r.model_id = :m)) >= (SELECT count(*) FROM "
+        f"{SCHEMA}.csc_source)"),
+        {"f": family, "m": int(model_id),
+         "ids": [int(i) for i in np.unique(np.asarray(source_ids, dtype=np.int64))]}
+    ).scalar_one())
 
 
 # -- models --------------------------------------------------------------------------------

@@ -377,7 +377,7 @@ class FamilySourceResult(Base):
     __tablename__ = "family_source_result"
     __table_args__ = (
         Index("ix_family_source_result_current", "family", "source_id",
-              postgresql_where=text("valid_to IS NULL")),
+              postgresql_where=text("valid_to IS NULL"), postgresql_include=["model_id"]),
         Index("ix_family_source_result_valid_from", "valid_from"),
         Index("ix_family_source_result_valid_to", "valid_to"),
     )

@@ -267,10 +267,13 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
             new = None
         if active is None:
             continue
+        mid = int(active["model_id"])
         if reclassify_all:
             todo = fstore.sources_without_result(conn, family, -1)
-        else:
-            todo = sorted(set(fstore.sources_without_result(conn, family, active["model_id"]))
+        elif fstore.only_these_lack_result(conn, family, mid, affected):  # usual: cheap
+            todo = sorted({int(s) for s in affected})
+        else:  # a model promoted, a family enabled, sources added while it was disabled
+            todo = sorted(set(fstore.sources_without_result(conn, family, mid))
                           | {int(s) for s in affected})
         n = classify_sources(conn, family, active, todo, release_id)
         out[family] = {"model_id": int(active["model_id"]), "sources_classified": len(todo),

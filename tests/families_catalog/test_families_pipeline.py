@@ -136,3 +136,30 @@ def test_a_publish_failing_in_a_family_writes_nothing(engine, pg_server, setting
                      "(SELECT count(*) FROM catalog.detection_result) AS d")
     other.dispose()
     assert before.equals(after)
+
+
+def test_sources_added_while_a_family_was_disabled_get_its_results(pg_server, settings,
+                                                                    sample):
+    from sqlalchemy import create_engine
+
+    from db.settings import Settings
+    from tests.conftest import create_database
+
+    other = create_engine(create_database(pg_server, "t_families_disabled"))
+    build_epoch1(other, settings, sample)
+    only_ctl = Settings(n_components=6, random_state=42, families=["ctl"])
+    release = build_epoch2(other, only_ctl, sample)  # gbm & co. not applied
+    assert release is not None and release.counts["families"] == {}
+    missing = q(other, "SELECT count(*) AS n FROM catalog.csc_source s WHERE NOT EXISTS ("
+                       "SELECT 1 FROM catalog.family_source_result r WHERE r.family = 'gbm' "
+                       "AND r.source_id = s.source_id AND r.valid_to IS NULL)").n[0]
+    assert missing > 0
+    again = classify.publish(other, settings)  # enabled again: nothing new, but the gap
+    assert again is not None
+    assert again.counts["families"]["gbm"]["sources_classified"] == missing
+    left = q(other, "SELECT count(*) AS n FROM catalog.csc_source s WHERE NOT EXISTS ("
+                    "SELECT 1 FROM catalog.family_source_result r WHERE r.family = 'gbm' "
+                    "AND r.source_id = s.source_id AND r.valid_to IS NULL)").n[0]
+    assert left == 0
+    assert classify.publish(other, settings) is None
+    other.dispose()

@@ -110,7 +110,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_family_source_result_current", "family_source_result",
                     ["family", "source_id"], schema="catalog",
-                    postgresql_where=sa.text("valid_to IS NULL"))
+                    postgresql_where=sa.text("valid_to IS NULL"),
+                    postgresql_include=["model_id"])
     op.create_index("ix_family_source_result_valid_from", "family_source_result",
                     ["valid_from"], schema="catalog")
     op.create_index("ix_family_source_result_valid_to", "family_source_result",
