@@ -276,6 +276,23 @@ def _print_release(release: dict | None) -> None:
           f"{release['sources_changed']:,} master results written")
     for reason, n in sorted(det["reasons"].items(), key=lambda x: -x[1]):
         print(f"  unclassified {n:>6,} × {reason}")
+    for family, f in (release.get("counts") or {}).get("families", {}).items():
+        print(f"  {family} (model {f['model_id']}): {f['sources_classified']:,} sources "
+              f"classified, {f['sources_changed']:,} results written")
+
+
+def _print_family_refits(fitted: dict | None) -> None:
+    """One line per source family's refit (parallel Prefect tasks)."""
+    for family, r in (fitted or {}).items():
+        if not r.get("new_model", True):
+            print(f"refit {family}: {r['reason']}")
+            continue
+        acc = r["agg_accuracy"]
+        print(f"{family} model {r['model_id']}: {r['n_sources']:,} sources, "
+              f"{r['n_labeled']:,} labeled, {r['n_unclassifiable']:,} it cannot classify, "
+              f"aggregated validation accuracy {'-' if acc is None else f'{acc:.3f}'}; "
+              f"{'promoted' if r['promote'] else 'not promoted'} ({r['reason']}; "
+              f"{r['seconds']:.1f} s)")
 
 
 def _print_refit(fitted: dict | None) -> None:
@@ -332,6 +349,7 @@ def ingest(args: argparse.Namespace) -> None:
 def refit(args: argparse.Namespace) -> None:
     out = _flows().refit_flow(wait=args.wait)
     _print_refit(out["refit"])
+    _print_family_refits(out.get("families"))
     _print_release(out["release"])
 
 
@@ -354,6 +372,7 @@ def update(args: argparse.Namespace) -> None:
     _print_ingest(out["counterparts"])
     print(f"model: {'refit' if out['refit'] else 'reapplied'} ({out['refit_decision']})")
     _print_refit(out["refit"])
+    _print_family_refits(out.get("families"))
     _print_release(out["release"])
 
 
@@ -418,6 +437,7 @@ def demo(args: argparse.Namespace) -> None:
             _print_ingest(run["counterparts"])
         print(f"model: {'refit' if run['refit'] else 'reapplied'} ({run['refit_decision']})")
         _print_refit(run["refit"])
+        _print_family_refits(run.get("families"))
         _print_release(run["release"])
     _print_summary(engine)
     from db import oracle
@@ -438,6 +458,7 @@ def _print_summary(engine) -> None:
     print("\n== current classes (catalog.source_class, aggregated) ==")
     print(aligned_table(*_cols_rows(report.class_distribution(engine))))
     _print_changes(engine, 1, 2)
+    _print_families(engine, 1, 2)
     model = report.active_model_validation(engine)
     if model and model["validation"]:
         v = model["validation"]
@@ -471,6 +492,26 @@ def _print_changes(engine, a: int, b: int) -> None:
     print(aligned_table(*_cols_rows(change_report.changed_examples(engine, a, b))))
 
 
+def _print_families(engine, a: int, b: int) -> None:
+    """Every family's validation side by side, the consensus, the changes per family."""
+    from db import family_report as fr
+
+    print("\n== every family's validation (held-out 30 % of the labeled rows; ctl per "
+          "detection, the others per source) ==")
+    print(aligned_table(*_cols_rows(fr.validation_side_by_side(engine))))
+    c = fr.consensus_summary(engine)
+    print(f"\n== consensus (catalog.source_consensus, coarse classes) ==\n"
+          f"sources classified by every family: {c['all_families']:,} of {c['sources']:,}; "
+          f"all families agree on {c['all_agree']:,}; disagreements: {c['disagree']:,} "
+          f"({c['no_majority']:,} without a majority)")
+    print(aligned_table(*_cols_rows(fr.consensus_by_class(engine))))
+    print("first disagreements:")
+    print(aligned_table(*_cols_rows(fr.disagreement_examples(engine))))
+    print(f"\n== class changes per family between catalog versions {a} and {b} "
+          f"(catalog.family_class_changes({a}, {b})) ==")
+    print(aligned_table(*_cols_rows(fr.changes_per_family(engine, a, b))))
+
+
 def _cols_rows(result) -> tuple[list[str], list[tuple]]:
     return result.columns, result.rows
 
@@ -483,4 +524,8 @@ cscat sql "select name, adopted_class, ambiguous, mean_yso from catalog.source_c
            order by mean_yso desc limit 10"
 cscat sql "select * from catalog.class_changes(1, 2) limit 10"
 cscat sql "select count(*) from catalog.source_class_as_of(1)"
+cscat sql "select family, class, probability, model_id from catalog.source_class_by_family
+           where name = (select min(name) from catalog.source) order by family"
+cscat sql "select majority_class, count(*) from catalog.source_consensus
+           where disagreement group by 1"
 cscat db start && psql "$(cscat db url)"      # then \\dv catalog.*"""

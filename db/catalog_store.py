@@ -140,7 +140,8 @@ def active_model(conn: Connection, *, check: bool = True) -> dict | None:
     ``check``: validate the stored model first (:class:`ModelRefused` if it fails); only
     callers that read nothing but its counts and validation figures pass False.
     """
-    row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'active'"))
+    row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'active' "
+                            "AND family = 'ctl'"))
     found = row.mappings().one_or_none()
     if found is None:
         return None
@@ -162,17 +163,21 @@ def store_model(conn: Connection, *, model: dict, params: dict, validation: dict
     """Store a fitted model as JSON (status ``candidate``); returns its version."""
     return conn.execute(text(
         f"INSERT INTO {SCHEMA}.fitted_model (params, model, validation, n_detections, "
-        "n_labeled, input_digest, note) VALUES (CAST(:p AS jsonb), CAST(:m AS jsonb), "
-        "CAST(:v AS jsonb), :n, :l, :d, :note) RETURNING model_id"),
+        "n_labeled, input_digest, note, taxonomy) VALUES (CAST(:p AS jsonb), "
+        "CAST(:m AS jsonb), CAST(:v AS jsonb), :n, :l, :d, :note, CAST(:t AS text[])) "
+        "RETURNING model_id"),
         {"p": json.dumps(params), "m": json.dumps(model), "v": json.dumps(validation),
-         "n": n_detections, "l": n_labeled, "d": input_digest, "note": note}).scalar_one()
+         "n": n_detections, "l": n_labeled, "d": input_digest, "note": note,
+         "t": [str(c) for c in model.get("classes") or []] or None}).scalar_one()
 
 
 def set_model_status(conn: Connection, model_id: int, status: str) -> None:
     """Promote (``active``: the previous active one retires) or reject a model."""
     if status == "active":
         conn.execute(text(f"UPDATE {SCHEMA}.fitted_model SET status = 'retired' "
-                          "WHERE status = 'active' AND model_id <> :m"), {"m": model_id})
+                          "WHERE status = 'active' AND model_id <> :m AND family = "
+                          f"(SELECT family FROM {SCHEMA}.fitted_model WHERE model_id = :m)"),
+                     {"m": model_id})
         conn.execute(text(f"UPDATE {SCHEMA}.fitted_model SET status = 'active', "
                           "promoted_at = now() WHERE model_id = :m"), {"m": model_id})
     else:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     Table,
@@ -218,7 +219,7 @@ class FittedModel(Base):
     __tablename__ = "fitted_model"
     __table_args__ = (
         CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')", "status"),
-        Index("uq_fitted_model_one_active", "status", unique=True,
+        Index("uq_fitted_model_one_active", "family", unique=True,
               postgresql_where="status = 'active'"),
     )
 
@@ -233,6 +234,14 @@ class FittedModel(Base):
     input_digest: Mapped[str | None] = mapped_column(Text, comment="hash of the training input")
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
+    family: Mapped[str] = mapped_column(Text, server_default="ctl",
+                                        comment="classifier family (classifier.FAMILIES)")
+    taxonomy: Mapped[list[str] | None] = mapped_column(
+        ARRAY(Text), comment="the model's classes, in the order of its probability arrays")
+    label_set: Mapped[str] = mapped_column(Text, server_default="simbad",
+                                           comment="the labels it was trained on")
+    model_bytes: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="classifier.save(model) of families other than ctl (no pickle)")
 
 
 class Release(Base):
@@ -465,7 +474,55 @@ class Label(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True, comment="CSC source name")
     class_: Mapped[str] = mapped_column("class", Text)
 
+class FamilySourceResult(Base):
+    """A per-source result of a source family's model, valid from one release until
+    superseded. Probabilities (and the interval bounds) are in the order of the model's
+    ``taxonomy``. No foreign keys (a bulk table)."""
+
+    __tablename__ = "family_source_result"
+    __table_args__ = (
+        Index("ix_family_source_result_current", "family", "source_id",
+              postgresql_where=text("valid_to IS NULL"), postgresql_include=["model_id"]),
+        Index("ix_family_source_result_valid_from", "valid_from"),
+        Index("ix_family_source_result_valid_to", "valid_to"),
+    )
+
+    source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid_from: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid_to: Mapped[int | None] = mapped_column(Integer)
+    family: Mapped[str] = mapped_column(Text)
+    predicted_class: Mapped[str | None] = mapped_column(Text)
+    probabilities: Mapped[list[float] | None] = mapped_column(
+        ARRAY(Double), comment="in the order of the model's taxonomy")
+    prob_lo: Mapped[list[float] | None] = mapped_column(
+        ARRAY(Double), comment="lower bound of each probability (families with intervals)")
+    prob_hi: Mapped[list[float] | None] = mapped_column(
+        ARRAY(Double), comment="upper bound of each probability (families with intervals)")
+    outlier: Mapped[float | None] = mapped_column(Double, comment="outlier measure (claxboi)")
+    marginals: Mapped[dict | None] = mapped_column(
+        JSONB, comment="per feature category: probabilities and the alternative class")
+    reason: Mapped[str | None] = mapped_column(Text, comment="why there is no class")
+    n_detections: Mapped[int] = mapped_column(Integer, comment="detections the features "
+                                                               "were built from")
+    features: Mapped[list[float] | None] = mapped_column(
+        ARRAY(Double), comment="the per-source inputs the model was applied to, in the "
+                               "order of its required columns (params->'inputs')")
+
+
+class CoarseClass(Base):
+    """Family class -> coarse class, a copy of ``classifier.families.taxonomy`` for SQL."""
+
+    __tablename__ = "coarse_class"
+    __table_args__ = (
+        {"comment": "family class -> coarse class, synced from classifier.families.taxonomy"},
+    )
+
+    class_: Mapped[str] = mapped_column("class", Text, primary_key=True)
+    coarse_class: Mapped[str] = mapped_column(Text)
+
 
 #: Tables whose row counts ``cscat status`` shows.
 MAIN_TABLES = ("csc_source", "csc_detection", "observation", "simbad_match", "fitted_model",
-               "release", "detection_result", "source_result", "ingest_run", "rejected_row")
+               "release", "detection_result", "source_result", "family_source_result", "ingest_run",
+               "rejected_row")

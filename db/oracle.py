@@ -54,6 +54,8 @@ class CheckResult:
     n_pending_simbad: int = 0
     n_unclassified_detections: int = 0
     problems: list[str] = field(default_factory=list)
+    n_family_results: dict[str, int] = field(default_factory=dict)
+    n_consensus: int = 0
 
     @property
     def ok(self) -> bool:
@@ -66,10 +68,13 @@ class CheckResult:
     def verdict(self) -> str:
         waiting = (f" ({self.n_pending_simbad} SIMBAD changes and "
                    f"{self.n_unclassified_detections} detections not yet published)")
+        families = "".join(f", {n} {f}" for f, n in self.n_family_results.items())
+        families = (f"; the per-source results of every family ({families[2:]}) and the "
+                    f"consensus of {self.n_consensus} sources equal theirs") if families else ""
         if self.ok:
             return (f"check passed: all {self.n_sources} current source results equal their "
                     f"recomputation from {self.n_detections} current detection results"
-                    + waiting)
+                    + families + waiting)
         what = [f"{self.n_sources_wrong} of {self.n_sources} sources differ from their "
                 f"recomputation ({len(self.differences)} values)"] if len(self.differences) \
             else []
@@ -82,9 +87,10 @@ def _read(engine: Engine) -> dict:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         active = conn.execute(text(
             f"SELECT model_id, model->'classes' AS classes FROM {SCHEMA}.fitted_model "
-            "WHERE status = 'active'")).mappings().one_or_none()
+            "WHERE status = 'active' AND family = 'ctl'")).mappings().one_or_none()
         models = {int(r.model_id): list(r.classes) for r in conn.execute(text(
-            f"SELECT model_id, model->'classes' AS classes FROM {SCHEMA}.fitted_model"))}
+            f"SELECT model_id, model->'classes' AS classes FROM {SCHEMA}.fitted_model "
+            "WHERE family = 'ctl'"))}
         width = max((len(c) for c in models.values()), default=0)
         probs = "".join(f", r.probabilities[{i + 1}] AS p{i}" for i in range(width))
         det = read_frame(conn, (
@@ -297,12 +303,20 @@ def check(engine: Engine, settings: Settings) -> CheckResult:
     diff, n_pending = compare(data["stored"], expected, classes,
                               active["model_id"] if active else None, data["pending"],
                               settings.classify_other_types)
+    from db.family_oracle import check_families
+
+    fam = check_families(engine, settings)  # every other family, and the consensus
+    if len(fam.differences):
+        diff = pd.concat([diff, fam.differences], ignore_index=True)
     return CheckResult(len(expected), int(len(det)), diff, n_pending,
-                       int(data["unclassified"]), problems)
+                       int(data["unclassified"]), problems + fam.problems,
+                       n_family_results=fam.n_results, n_consensus=fam.n_consensus)
 
 
 def _show(value) -> str:
     """A stored or expected value as the user would write it."""
+    if isinstance(value, (list, tuple, np.ndarray)):  # a family's probability array
+        return "[" + ", ".join(_show(v) for v in list(value)[:12]) + "]"
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return "NULL"
     if hasattr(value, "item"):

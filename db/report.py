@@ -67,7 +67,7 @@ def active_model_validation(engine: Engine) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(text(
             f"SELECT model_id, n_detections, n_labeled, validation FROM {SCHEMA}.model_version "
-            "WHERE status = 'active'")).mappings().one_or_none()
+            "WHERE status = 'active' AND family = 'ctl'")).mappings().one_or_none()
     return dict(row) if row else None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -120,9 +120,32 @@ class Settings(BaseSettings):
     classify_other_types: bool = Field(
         default=False, description="also adopt model classes for sources with other known "
                                    "SIMBAD types (the paper does not)")
+    families: list[Literal["ctl", "muwclass", "claxboi", "gbm"]] = Field(
+        default_factory=lambda: ["ctl", "muwclass", "claxboi", "gbm"],
+        description="classifier families the catalog fits and applies (classifier.FAMILIES); "
+                    "ctl is always needed (catalog.source_class is built from its results)")
+    primary_family: Literal["ctl", "muwclass", "claxboi", "gbm"] = Field(
+        default="ctl", description="the family whose class catalog.source_class adopts for "
+                                   "sources without a reference SIMBAD type")
     # -- schedules (cscat serve) --------------------------------------------------------------
     update_cron: str = "0 3 * * *"
     refit_cron: str = "0 4 * * 0"
+
+    @model_validator(mode="after")
+    def _families_consistent(self) -> Settings:
+        if "ctl" not in self.families:
+            raise ValueError("families must include 'ctl' (catalog.source_class is built "
+                             "from its detection results)")
+        if len(set(self.families)) != len(self.families):
+            raise ValueError("families lists a family twice")
+        if self.primary_family != "ctl":
+            raise ValueError(f"primary_family {self.primary_family!r}: only 'ctl' can be "
+                             "primary yet (catalog.source_class's votes are ctl's); compare "
+                             "the families in catalog.source_consensus")
+        if self.primary_family not in self.families:
+            raise ValueError(f"primary_family {self.primary_family!r} is not one of the "
+                             f"enabled families {self.families}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -174,7 +197,9 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as e:
         err = e.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a check across settings (families / primary_family)
+            raise ConfigError(f"settings: {err['msg'].removeprefix('Value error, ')}") from None
+        key = str(err["loc"][0])
         env = f"CSCAT_{key.upper()}"
         where = env if env in os.environ else f"{key} in {path}"
         raise ConfigError(f"setting {where} = {err.get('input')!r}: {err['msg']}") from None

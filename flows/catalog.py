@@ -16,7 +16,7 @@ from db.catalog_store import update_lock
 from db.engine import migrated_engine
 from db.leftovers import writer
 from db.settings import get_settings
-from pipeline import classify, ingest, sources
+from pipeline import classify, families, ingest, sources
 
 #: Emitted when an ingest added detections; a deployment trigger reclassifies on it.
 DETECTIONS_INGESTED = "cscat.detections.ingested"
@@ -61,12 +61,25 @@ def refit_task() -> dict:
     return vars(classify.refit(migrated_engine(), get_settings()))
 
 
+@task(name="fit and validate a family's model", task_run_name="refit {family}")
+def refit_family_task(family: str) -> dict:
+    return families.refit_family(migrated_engine(), get_settings(), family).as_dict()
+
+
+def refit_families(names: list[str]) -> tuple[dict, dict[str, int]]:
+    """Refit ``names`` as parallel Prefect tasks: their results, and the models to promote."""
+    futures = {f: refit_family_task.submit(f) for f in names}
+    fitted = {f: fut.result() for f, fut in futures.items()}
+    return fitted, {f: r["model_id"] for f, r in fitted.items() if r["promote"]}
+
+
 @task(name="publish a catalog version")
 def publish_task(promote: int | None = None, classify_new: bool = True,
-                 reclassify_all: bool = False) -> dict | None:
+                 reclassify_all: bool = False,
+                 promote_families: dict[str, int] | None = None) -> dict | None:
     summary = classify.publish(migrated_engine(), get_settings(), promote=promote,
                                classify=classify_new, reclassify_all=reclassify_all,
-                               flow_run_id=_run_id())
+                               flow_run_id=_run_id(), promote_families=promote_families)
     return summary.as_dict() if summary else None
 
 
@@ -107,9 +120,13 @@ def ingest_counterparts_flow(refresh_days: float | None = None, source: str = "t
 def refit_flow(wait: bool = False) -> dict:
     """Fit a model on all current detections and labels; promote it if it validates."""
     with writer(migrated_engine()), update_lock(migrated_engine(), wait):
-        fitted = refit_task()
-        release = publish_task(promote=fitted["model_id"]) if fitted["promote"] else None
-    return {"refit": fitted, "release": release}
+        ctl = refit_task.submit()  # beside the other families' refits
+        fam, promote_fam = refit_families(families.source_families(get_settings()))
+        fitted = ctl.result()
+        promote = fitted["model_id"] if fitted["promote"] else None
+        release = publish_task(promote=promote, promote_families=promote_fam) \
+            if promote is not None or promote_fam else None
+    return {"refit": fitted, "families": fam, "release": release}
 
 
 @flow(name="reclassify")
@@ -143,8 +160,12 @@ def update_catalog_flow(until: str | None = None, refit: str = "auto", source: s
                                                 source)
         do_refit, why = (refit == "always", "asked for") if refit != "auto" \
             else needs_refit_task()
-        fitted = refit_task() if do_refit else None
+        ctl = refit_task.submit() if do_refit else None
+        names = families.source_families(get_settings()) if do_refit \
+            else families.needs_family_refit(migrated_engine(), get_settings())
+        fam, promote_fam = refit_families(names)
+        fitted = ctl.result() if ctl is not None else None
         promote = fitted["model_id"] if fitted and fitted["promote"] else None
-        release = publish_task(promote=promote)
+        release = publish_task(promote=promote, promote_families=promote_fam)
     return {"csc": csc, "simbad": simbad, "counterparts": counterparts, "refit_decision": why,
-            "refit": fitted, "release": release}
+            "refit": fitted, "families": fam, "release": release}

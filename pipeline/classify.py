@@ -29,6 +29,7 @@ from classifier.validation import validate
 from classifier.voting import master_vote
 from db import catalog_store as store
 from db.settings import Settings
+from pipeline import families
 from pipeline.errors import RefitError
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,8 @@ def _resolve_candidates(engine: Engine) -> None:
 
 def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             classify: bool = True, reclassify_all: bool = False,
-            flow_run_id: str | None = None, note: str | None = None) -> ReleaseSummary | None:
+            flow_run_id: str | None = None, note: str | None = None,
+            promote_families: dict[str, int] | None = None) -> ReleaseSummary | None:
     """Write one catalog version atomically; None when there was nothing to change.
 
     ``promote``: make that model version active first. ``classify``: apply the active model
@@ -336,14 +338,18 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                                                       only_changed=reclassify_all)
             store.finish_classification(conn, run_id, n_det)
             affected = store.affected_sources(conn, release_id)
+            fam = families.publish_families(conn, settings, release_id, affected,
+                                            promote_families, reclassify_all)
             master = _master_frame(conn, affected, model, model_id, settings)
             n_changed = store.write_source_results(conn, master, release_id)
-            if n_det == 0 and n_changed == 0 and promote is None:
+            if n_det == 0 and n_changed == 0 and promote is None and not any(
+                    f["sources_changed"] or f["promoted_model"] for f in fam.values()):
                 raise NothingChanged("no new detections and no changed sources")
             summary = ReleaseSummary(release_id, model_id, n_det, len(affected), n_changed,
                                      promote)
             summary.counts = {"detections_classified": n_det, "sources_rebuilt": len(affected),
-                              "sources_changed": n_changed, "promoted_model": promote}
+                              "sources_changed": n_changed, "promoted_model": promote,
+                              "families": fam}
             store.finish_release(conn, release_id, summary.counts)
             return summary
     except NothingChanged as e:

@@ -1,0 +1,242 @@
+"""SQL of the classifier families other than ctl: their models, per-source features and
+versioned per-source results (``catalog.family_source_result``).
+
+Per-source features are built here from the stored detections (X-ray only today):
+:data:`SOURCE_FEATURES` names each per-source column and how the source's detections are
+aggregated (mean of hardness ratios and spectral fits, maximum of variability probabilities,
+mean of variability ratios; NULL values are left out). *Seam for multiwavelength
+counterparts*: when counterparts are stored (helper ``cpart``), their magnitudes join here
+as further per-source columns (``gaia_g``, ``tmass_j``, ``wise_w1``, ... as named in
+``classifier.families.features``); families whose feature set needs them then get them with
+no other change.
+
+Result rows are history, as ``source_result``'s: valid from the release that wrote them
+until the release that superseded them, written in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from db.catalog_store import PROBABILITY_NOISE, pg_array
+from db.load import copy_frame, read_frame
+from db.models import SCHEMA
+
+#: Per-source feature -> (aggregate, detection column). Column names are fixed here; SQL is
+#: built from these strings only.
+SOURCE_FEATURES: dict[str, tuple[str, str]] = {
+    "hard_hm": ("avg", "hard_hm"), "hard_ms": ("avg", "hard_ms"), "hard_hs": ("avg", "hard_hs"),
+    "bb_kt": ("avg", "bb_kt"), "powlaw_gamma": ("avg", "powlaw_gamma"),
+    "var_prob_b": ("max", "var_prob_b"), "var_prob_h": ("max", "var_prob_h"),
+    "var_prob_s": ("max", "var_prob_s"),
+    "var_ratio_b": ("avg", "var_ratio_b"), "var_ratio_h": ("avg", "var_ratio_h"),
+    "var_ratio_s": ("avg", "var_ratio_s"),
+}  # fmt: skip
+_AGGS = {"avg", "max"}
+
+
+def _want(conn: Connection, source_ids: Sequence[int]) -> None:
+    conn.exec_driver_sql("CREATE TEMP TABLE want_family_source (source_id bigint PRIMARY KEY) "
+                         "ON COMMIT DROP")
+    ids = np.unique(np.asarray(source_ids, dtype=np.int64))
+    copy_frame(conn, "pg_temp.want_family_source", pd.DataFrame({"source_id": ids}),
+               ["source_id"])
+    conn.exec_driver_sql("ANALYZE pg_temp.want_family_source")
+
+
+def source_features(conn: Connection, source_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """Per source (all, or ``source_ids``): source_id, name, n_detections, the
+    :data:`SOURCE_FEATURES` and the SIMBAD type, ordered by source_id."""
+    parts = []
+    for name, (agg, col) in SOURCE_FEATURES.items():
+        if agg not in _AGGS or not name.isidentifier() or not col.isidentifier():
+            raise ValueError(f"bad per-source feature {name!r}")
+        parts.append(f'{agg}(d."{col}") AS "{name}"')
+    join = ""
+    if source_ids is not None:
+        _want(conn, source_ids)
+        join = "JOIN pg_temp.want_family_source w USING (source_id) "
+    frame = read_frame(conn, (
+        f"SELECT f.*, s.name, m.otype AS simbad_otype FROM ("
+        f"SELECT d.source_id, count(*) AS n_detections, {', '.join(parts)} "
+        f"FROM {SCHEMA}.csc_detection d {join}GROUP BY d.source_id) f "
+        f"JOIN {SCHEMA}.csc_source s USING (source_id) "
+        f"LEFT JOIN {SCHEMA}.simbad_match m USING (source_id) ORDER BY f.source_id"))
+    if source_ids is not None:
+        conn.exec_driver_sql("DROP TABLE pg_temp.want_family_source")
+    return frame
+
+
+def sources_without_result(conn: Connection, family: str, model_id: int) -> list[int]:
+    """Sources with no current result under ``model_id`` of ``family`` (every source has
+    detections: a source is stored with its first detection)."""
+    return list(conn.execute(text(
+        f"SELECT s.source_id FROM {SCHEMA}.csc_source s WHERE NOT EXISTS ("
+        f"SELECT 1 FROM {SCHEMA}.family_source_result r WHERE r.family = :f "
+        "AND r.source_id = s.source_id AND r.valid_to IS NULL AND r.model_id = :m) "
+        "ORDER BY 1"), {"f": family, "m": int(model_id)}).scalars())
+
+
+def only_these_lack_result(conn: Connection, family: str, model_id: int,
+                           source_ids: Sequence[int]) -> bool:
+    """Is every source outside ``source_ids`` covered by a current result under
+    ``model_id``? Counted (results: an index-only scan; ``source_ids`` without one: probes in
+    proportion to their number), cheaper than the anti-join of :func:`sources_without_result`."""
+    return bool(conn.execute(text(
+        f"SELECT (SELECT count(*) FROM {SCHEMA}.family_source_result r WHERE r.family = :f "
+        "AND r.valid_to IS NULL AND r.model_id = :m) + (SELECT count(*) FROM "
+        "unnest(CAST(:ids AS bigint[])) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM "
+        f"{SCHEMA}.family_source_result r WHERE r.family = :f AND r.source_id = a.id "
+        f"AND r.valid_to IS NULL AND r.model_id = :m)) >= (SELECT count(*) FROM "
+        f"{SCHEMA}.csc_source)"),
+        {"f": family, "m": int(model_id),
+         "ids": [int(i) for i in np.unique(np.asarray(source_ids, dtype=np.int64))]}
+    ).scalar_one())
+
+
+# -- models --------------------------------------------------------------------------------
+def store_family_model(conn: Connection, *, family: str, taxonomy: Sequence[str],
+                       label_set: str, params: dict, summary: dict, model_bytes: bytes,
+                       validation: dict | None, n_detections: int, n_labeled: int,
+                       input_digest: str, note: str | None) -> int:
+    """Store a fitted family model (status ``candidate``); returns its version."""
+    return conn.execute(text(
+        f"INSERT INTO {SCHEMA}.fitted_model (family, taxonomy, label_set, params, model, "
+        "model_bytes, validation, n_detections, n_labeled, input_digest, note) VALUES "
+        "(:f, CAST(:t AS text[]), :ls, CAST(:p AS jsonb), CAST(:m AS jsonb), :b, "
+        "CAST(:v AS jsonb), :n, :l, :d, :note) RETURNING model_id"),
+        {"f": family, "t": [str(c) for c in taxonomy], "ls": label_set,
+         "p": json.dumps(params), "m": json.dumps(summary), "b": model_bytes,
+         "v": json.dumps(validation), "n": n_detections, "l": n_labeled, "d": input_digest,
+         "note": note}).scalar_one()
+
+
+def active_family_model(conn: Connection, family: str) -> dict | None:
+    """The active model row of ``family`` (with ``model_bytes``), or None."""
+    row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'active' "
+                            "AND family = :f"), {"f": family}).mappings().one_or_none()
+    return dict(row) if row else None
+
+
+def family_model_row(conn: Connection, model_id: int) -> dict | None:
+    row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE model_id = :m"),
+                       {"m": int(model_id)}).mappings().one_or_none()
+    return dict(row) if row else None
+
+
+# -- results -------------------------------------------------------------------------------
+RESULT_COLUMNS = ["source_id", "model_id", "family", "predicted_class", "probabilities",
+                  "prob_lo", "prob_hi", "outlier", "reason", "n_detections", "features"]
+
+
+def result_frame(source_ids: np.ndarray, n_detections: np.ndarray, family: str, model_id: int,
+                 pred: pd.DataFrame, classes: Sequence[str],
+                 inputs: np.ndarray) -> pd.DataFrame:
+    """Rows for :func:`write_family_results` from a family's ``predict`` frame (index
+    aligned with ``source_ids``): probabilities, interval bounds (``p_<class>_lo``/``_hi``)
+    and outlier measure where the family gives them."""
+    classes = list(classes)
+    P = pred[classes].to_numpy(dtype="float64")
+
+    def arr(suffix: str):
+        cols = [f"p_{c}_{suffix}" for c in classes]
+        if not all(c in pred.columns for c in cols):
+            return None
+        return pg_array(pred[cols].to_numpy(dtype="float64")).to_numpy()
+
+    lo, hi = arr("lo"), arr("hi")
+    out = pd.DataFrame({
+        "source_id": np.asarray(source_ids, dtype=np.int64), "model_id": int(model_id),
+        "family": family,
+        "predicted_class": pred["predicted_class"].astype("object").to_numpy(),
+        "probabilities": pg_array(P).to_numpy(),
+        "prob_lo": lo if lo is not None else None, "prob_hi": hi if hi is not None else None,
+        "outlier": (pd.array(pred["outlier"].to_numpy("float64"), dtype="Float64")
+                    if "outlier" in pred else None),
+        "reason": pred["reason"].astype("object").to_numpy(),
+        "n_detections": np.asarray(n_detections, dtype=np.int64),
+        "features": pg_array(inputs).to_numpy(),
+    })
+    out["predicted_class"] = out["predicted_class"].where(out["predicted_class"].notna(), None)
+    return out
+
+
+def marginal_columns(pred: pd.DataFrame, classes: Sequence[str]) -> tuple[list[str],
+                                                                          pd.DataFrame]:
+    """Per feature category (claxboi's ``p_<category>_<class>``, ``alt_without_<category>``):
+    the category names and a frame m0.. (probability arrays) and a0.. (alternative class)."""
+    cats = [c.removeprefix("alt_without_") for c in pred.columns
+            if str(c).startswith("alt_without_")]
+    cols = {}
+    for i, k in enumerate(cats):
+        cols[f"m{i}"] = pg_array(pred[[f"p_{k}_{c}" for c in classes]].to_numpy(float)
+                                 ).to_numpy()
+        alt = pred[f"alt_without_{k}"].astype("object")
+        cols[f"a{i}"] = alt.where(alt.notna(), None).to_numpy()
+    return cats, pd.DataFrame(cols)
+
+
+def write_family_results(conn: Connection, frame: pd.DataFrame, release_id: int,
+                         categories: Sequence[str] = (),
+                         marginals: pd.DataFrame | None = None) -> int:
+    """Write the results of ``frame`` (:data:`RESULT_COLUMNS`) that differ from the
+    source's current one of the same family (probabilities within ``PROBABILITY_NOISE``),
+    closing what they replace; returns how many were written."""
+    if frame.empty:
+        return 0
+    cats = list(categories)
+    extra = [f"m{i}" for i in range(len(cats))] + [f"a{i}" for i in range(len(cats))]
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE stage_family_result ON COMMIT DROP AS "
+        f"SELECT {', '.join(RESULT_COLUMNS)}, marginals FROM {SCHEMA}.family_source_result "
+        "WITH NO DATA")
+    for i in range(len(cats)):
+        conn.exec_driver_sql(f"ALTER TABLE pg_temp.stage_family_result ADD COLUMN m{i} "
+                             f"double precision[], ADD COLUMN a{i} text")
+    staged = frame[RESULT_COLUMNS].reset_index(drop=True)
+    if cats:
+        staged = pd.concat([staged, marginals.reset_index(drop=True)], axis=1)
+    copy_frame(conn, "pg_temp.stage_family_result", staged, RESULT_COLUMNS + extra)
+    if cats:
+        pairs = ", ".join(f"CAST(:k{i} AS text), CASE WHEN m{i} IS NULL THEN NULL ELSE "
+                          f"jsonb_build_object('p', to_jsonb(m{i}), 'alt', a{i}) END"
+                          for i in range(len(cats)))
+        conn.execute(text(f"UPDATE pg_temp.stage_family_result SET marginals = "
+                          f"jsonb_strip_nulls(jsonb_build_object({pairs})) "
+                          "WHERE probabilities IS NOT NULL"),
+                     {f"k{i}": k for i, k in enumerate(cats)})
+    conn.exec_driver_sql("ANALYZE pg_temp.stage_family_result")
+    same = " AND ".join(f"c.{c} IS NOT DISTINCT FROM n.{c}" for c in (
+        "model_id", "predicted_class", "reason", "n_detections", "marginals"))
+    close = " AND ".join(
+        f"(c.{a} IS NOT DISTINCT FROM n.{a} OR (cardinality(c.{a}) = cardinality(n.{a}) "
+        f"AND NOT EXISTS (SELECT 1 FROM unnest(c.{a}, n.{a}) AS u(x, y) "
+        "WHERE NOT (u.x = u.y OR abs(u.x - u.y) <= :eps))))"
+        for a in ("probabilities", "prob_lo", "prob_hi", "features"))
+    conn.execute(text(
+        f"DELETE FROM pg_temp.stage_family_result n USING {SCHEMA}.family_source_result c "
+        "WHERE c.family = n.family AND c.source_id = n.source_id AND c.valid_to IS NULL "
+        f"AND {same} AND {close} AND (c.outlier IS NOT DISTINCT FROM n.outlier "
+        "OR abs(c.outlier - n.outlier) <= :eps)"), {"eps": PROBABILITY_NOISE})
+    conn.execute(text(
+        f"UPDATE {SCHEMA}.family_source_result r SET valid_to = :rel "
+        "FROM pg_temp.stage_family_result s WHERE r.family = s.family "
+        "AND r.source_id = s.source_id AND r.valid_to IS NULL"), {"rel": release_id})
+    cols = RESULT_COLUMNS + ["marginals"]
+    n = conn.execute(text(
+        f"INSERT INTO {SCHEMA}.family_source_result (valid_from, {', '.join(cols)}) "
+        f"SELECT :rel, {', '.join(cols)} FROM pg_temp.stage_family_result"),
+        {"rel": release_id}).rowcount
+    conn.exec_driver_sql("DROP TABLE pg_temp.stage_family_result")
+    return n
+
+
+def sync_coarse_classes(conn: Connection, table: pd.DataFrame) -> None:
+    """Replace ``catalog.coarse_class`` with ``table`` (class, coarse_class)."""
+    conn.execute(text(f"DELETE FROM {SCHEMA}.coarse_class"))
+    copy_frame(conn, f"{SCHEMA}.coarse_class", table, ["class", "coarse_class"])

@@ -1,0 +1,286 @@
+"""The source families in the living catalog: refit, validate, promote and reapply each.
+
+``ctl`` (a detection family) keeps its own path in :mod:`pipeline.classify`; the families
+whose ``unit`` is ``"source"`` (muwclass, claxboi, gbm) are handled here, on per-source
+features built in ``db.family_store`` from the stored detections and trained on the sources'
+SIMBAD classes (label set ``simbad``, the paper's ten classes). Every enabled family is
+refitted by :func:`refit_family` (one call per family: the flows run them as parallel
+Prefect tasks) and applied inside the publish transaction by :func:`publish_families`, so a
+catalog version holds every family's results or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+from sqlalchemy import Connection, Engine
+from threadpoolctl import threadpool_limits
+
+from classifier import FAMILIES, load, save
+from classifier.families.taxonomy import COARSE_OF, coarse, coarse_table
+from classifier.taxonomy import AGG_CLASSES, AGGREGATION
+from classifier.validation import _scores, calibration
+from db import family_store as fstore
+from db.settings import Settings
+from pipeline.errors import RefitError
+
+log = logging.getLogger(__name__)
+
+#: The label set the catalog trains on (SIMBAD types -> the paper's classes).
+LABEL_SET = "simbad"
+
+#: Parameters of each source family in the catalog. X-ray only (``csc_hr``: hardness
+#: ratios, spectral fits, variability) until multiwavelength counterparts are stored (see
+#: ``db.family_store``); sized so the demo's refit stays a few seconds per family.
+CATALOG_PARAMS: dict[str, dict] = {
+    "muwclass": {"feature_set": "csc_hr", "n_estimators": 100, "min_samples_leaf": 2,
+                 "n_jobs": 1, "random_state": 42},
+    "claxboi": {"feature_set": "csc_hr"},
+    "gbm": {"feature_set": "csc_hr", "max_iter": 60, "max_leaf_nodes": 15,
+            "random_state": 42},
+}
+
+
+def source_families(settings: Settings) -> list[str]:
+    """The enabled families that classify sources, in the settings' order."""
+    return [f for f in settings.families if FAMILIES[f].unit == "source"]
+
+
+def family_params(family: str, settings: Settings) -> dict:
+    params = dict(CATALOG_PARAMS.get(family, {}))
+    if "random_state" in FAMILIES[family]().get_params():
+        params["random_state"] = settings.random_state
+    return params
+
+
+def source_labels(otypes: pd.Series) -> pd.Series:
+    from pipeline.classify import training_labels
+
+    return training_labels(otypes)
+
+
+@dataclass
+class FamilyRefit:
+    family: str
+    model_id: int | None
+    n_sources: int
+    n_labeled: int
+    accuracy: float | None
+    agg_accuracy: float | None
+    promote: bool
+    reason: str
+    new_model: bool = True
+    n_unclassifiable: int = 0
+    seconds: float = 0.0
+    figures: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _digest(frame: pd.DataFrame, features: list[str], labels: pd.Series) -> str:
+    h = hashlib.sha256()
+    h.update(frame["source_id"].to_numpy(np.int64).tobytes())
+    h.update(np.ascontiguousarray(frame[features].to_numpy("float64", na_value=np.nan))
+             .tobytes())
+    h.update("\x00".join(labels.fillna("").astype(str)).encode())
+    return h.hexdigest()
+
+
+def _coarse_scores(true: np.ndarray, pred: np.ndarray) -> dict:
+    t = coarse(pd.Series(true, dtype="object")).astype(object).to_numpy()
+    p = coarse(pd.Series(pred, dtype="object")).astype(object).to_numpy()
+    labels = sorted(set(t) | set(p))
+    return _scores(t, p, labels)
+
+
+def validate_family(model, X: pd.DataFrame, y: pd.Series, random_state: int,
+                    test_size: float = 0.3) -> dict:
+    """Stratified 70/30 split of the labelled rows (as ``classifier.validate``): fit a clone
+    on the 70 %, score the 30 %: fine, aggregated and coarse scores, balanced accuracy,
+    calibration of the predicted class."""
+    pos = np.flatnonzero(y.notna().to_numpy())
+    strat = y.iloc[pos].astype("object").to_numpy()
+    vc = pd.Series(strat).value_counts()
+    single = np.isin(strat, vc.index[vc < 2].to_numpy())
+    train, test = train_test_split(pos[~single], test_size=test_size,
+                                   random_state=random_state, stratify=strat[~single])
+    train = np.sort(np.concatenate([train, pos[single]]))
+    test = np.sort(test)
+    m = clone(model).fit(X.iloc[train], y.iloc[train])
+    out = m.predict(X.iloc[test])
+    true = y.iloc[test].astype("object").to_numpy()
+    ok = out["predicted_class"].notna().to_numpy()
+    pred = out["predicted_class"].astype("object").to_numpy()
+    classes = sorted(set(m.classes_) | set(true))
+    fine = _scores(true[ok], pred[ok], classes)
+    agg = _scores(np.array([AGGREGATION.get(t, t) for t in true[ok]], dtype=object),
+                  np.array([AGGREGATION.get(p, p) for p in pred[ok]], dtype=object),
+                  sorted(set(AGG_CLASSES) | {AGGREGATION.get(c, c) for c in classes}))
+    P = out.loc[ok, list(m.classes_)].to_numpy("float64")
+    rec = [r for r in fine["recall"].values() if r is not None]
+    return {
+        "unit": "source", "label_set": LABEL_SET, "n_labeled": int(len(pos)),
+        "n_train": int(len(train)), "n_test": int(len(test)),
+        "n_unclassified": int((~ok).sum()), "test_size": test_size,
+        "random_state": random_state, "fine": fine, "aggregated": agg,
+        "coarse": _coarse_scores(true[ok], pred[ok]),
+        "balanced_accuracy": float(np.mean(rec)) if rec else None,
+        "calibration": {"fine": calibration(P.max(axis=1, initial=0.0), true[ok] == pred[ok])},
+    }
+
+
+def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit:
+    """Fit, validate and store a model of ``family`` on every source with detections; it is
+    promoted by the catalog's policy: not when it cannot classify more than
+    ``max_unclassifiable_share`` of the sources, nor when its aggregated accuracy is worse
+    than the active model's of the family by more than ``promotion_tolerance``."""
+    import time
+
+    t0 = time.perf_counter()
+    cls = FAMILIES[family]
+    params = family_params(family, settings)
+    model = cls(**params)
+    features = [f for f in fstore.SOURCE_FEATURES if f in model.required_columns()]
+    missing = sorted(set(model.required_columns()) - set(fstore.SOURCE_FEATURES))
+    if missing:
+        raise RefitError(f"family {family} needs per-source columns the catalog does not "
+                         f"store yet: {', '.join(missing)}")
+    with engine.connect() as conn:
+        frame = fstore.source_features(conn)
+        active = fstore.active_family_model(conn, family)
+    if frame.empty:
+        raise RefitError("no detections to fit: ingest some first")
+    X = frame.set_index("source_id", drop=False)
+    y = source_labels(X["simbad_otype"])
+    digest = _digest(frame, features, y)
+    n_lab = int(y.notna().sum())
+    if active is not None and active["input_digest"] == digest and active["params"] == params:
+        v = active["validation"] or {}
+        return FamilyRefit(family, active["model_id"], len(X), n_lab,
+                           v.get("fine", {}).get("accuracy"),
+                           v.get("aggregated", {}).get("accuracy"), False,
+                           f"no new model: the input and parameters equal those of the "
+                           f"active {family} model {active['model_id']}", new_model=False)
+    log.info("fitting %s on %d sources, %d labelled", family, len(X), n_lab)
+    try:
+        with threadpool_limits(1):  # OpenMP spinning on a shared machine costs 10x and more
+            report = validate_family(model, X, y, settings.random_state)
+            model.fit(X, y)
+    except ValueError as e:
+        raise RefitError(f"refit of family {family} failed: {e}") from None
+    _, reasons = model.feature_set_.build(X)
+    n_left = int((reasons != None).sum())  # noqa: E711
+    agg = report["aggregated"]["accuracy"]
+    promote, reason = True, "first model of the family"
+    if n_left > settings.max_unclassifiable_share * len(X):
+        promote, reason = False, (f"{n_left:,} of {len(X):,} sources ({n_left / len(X):.1%}) "
+                                  f"cannot be classified by {family}, more than "
+                                  f"max_unclassifiable_share = "
+                                  f"{settings.max_unclassifiable_share:g}")
+    elif active is not None:
+        old = (active["validation"] or {}).get("aggregated", {}).get("accuracy")
+        if old is not None and agg is not None and agg < old - settings.promotion_tolerance:
+            promote, reason = False, (f"aggregated accuracy {agg:.3f} is worse than the "
+                                      f"active {family} model's {old:.3f} by more than "
+                                      f"{settings.promotion_tolerance}")
+        else:
+            reason = f"aggregated accuracy {agg:.3f} (active {family} model: {old})"
+    blob = save(model)
+    summary = {"family": family, "classes": list(model.classes_),
+               "feature_set": model.feature_set, "features": list(model.features_),
+               "unit": model.unit, "size_bytes": len(blob)}
+    with engine.begin() as conn:
+        model_id = fstore.store_family_model(
+            conn, family=family, taxonomy=model.classes_, label_set=LABEL_SET, params=params,
+            summary=summary, model_bytes=blob, validation=report, n_detections=int(
+                frame["n_detections"].sum()), n_labeled=n_lab, input_digest=digest,
+            note=reason)
+        if not promote:
+            from db import catalog_store as store
+
+            store.set_model_status(conn, model_id, "rejected")
+    return FamilyRefit(family, model_id, len(X), n_lab, report["fine"]["accuracy"], agg,
+                       promote, reason, n_unclassifiable=n_left,
+                       seconds=round(time.perf_counter() - t0, 2),
+                       figures={"balanced_accuracy": report["balanced_accuracy"],
+                                "coarse_accuracy": report["coarse"]["accuracy"],
+                                "ece": report["calibration"]["fine"]["ece"]})
+
+
+def needs_family_refit(engine: Engine, settings: Settings) -> list[str]:
+    """Enabled source families with no active model, or whose active model was fitted with
+    other parameters than the configured ones."""
+    out = []
+    with engine.connect() as conn:
+        for family in source_families(settings):
+            active = fstore.active_family_model(conn, family)
+            if active is None or active["params"] != family_params(family, settings):
+                out.append(family)
+    return out
+
+
+def classify_sources(conn: Connection, family: str, row: dict, source_ids, release_id: int
+                     ) -> int:
+    """Apply the stored model ``row`` of ``family`` to ``source_ids``; write what changed."""
+    if len(source_ids) == 0:
+        return 0
+    model = load(bytes(row["model_bytes"]))
+    frame = fstore.source_features(conn, source_ids)
+    if frame.empty:
+        return 0
+    X = frame.set_index("source_id", drop=False)
+    with threadpool_limits(1):
+        pred = model.predict(X)
+    classes = list(model.classes_)
+    inputs = frame[model.required_columns()].to_numpy("float64", na_value=np.nan)
+    out = fstore.result_frame(frame["source_id"].to_numpy(), frame["n_detections"].to_numpy(),
+                              family, row["model_id"], pred, classes, inputs)
+    cats, marg = fstore.marginal_columns(pred, classes)
+    return fstore.write_family_results(conn, out, release_id, cats, marg)
+
+
+def publish_families(conn: Connection, settings: Settings, release_id: int, affected,
+                     promote: dict[str, int] | None = None,
+                     reclassify_all: bool = False) -> dict[str, dict]:
+    """Inside the publish transaction: promote the given models, then apply every enabled
+    source family's active model to the sources that are new to it (no current result
+    under it) and to ``affected`` (sources with new detection results). Per family: the
+    model and how many results were written."""
+    fstore.sync_coarse_classes(conn, coarse_table())
+    from db import catalog_store as store
+
+    out = {}
+    for family in source_families(settings):
+        new = (promote or {}).get(family)
+        active = fstore.active_family_model(conn, family)
+        if new is not None and (active is None or active["model_id"] != new):
+            store.set_model_status(conn, new, "active")
+            active = fstore.active_family_model(conn, family)
+        else:
+            new = None
+        if active is None:
+            continue
+        mid = int(active["model_id"])
+        if reclassify_all:
+            todo = fstore.sources_without_result(conn, family, -1)
+        elif fstore.only_these_lack_result(conn, family, mid, affected):  # usual: cheap
+            todo = sorted({int(s) for s in affected})
+        else:  # a model promoted, a family enabled, sources added while it was disabled
+            todo = sorted(set(fstore.sources_without_result(conn, family, mid))
+                          | {int(s) for s in affected})
+        n = classify_sources(conn, family, active, todo, release_id)
+        out[family] = {"model_id": int(active["model_id"]), "sources_classified": len(todo),
+                       "sources_changed": n, "promoted_model": new}
+    return out
+
+
+def coarse_of(classes: list[str]) -> dict[str, str]:
+    """Coarse class of each of ``classes`` (for reports)."""
+    return {c: COARSE_OF.get(c, "unknown") for c in classes}
