@@ -53,6 +53,9 @@ MODEL_ID = D("model version (catalog.model_version) that produced this result", 
              "meta.version")
 CATALOG_VERSION = D("catalog version (catalog.catalog_version) that published this result",
                     None, "meta.version")
+FAMILY = D("classifier family (ctl, muwclass, claxboi, gbm)", None, "meta.code.class")
+TAXONOMY = D("the model's class list, in the order of its probabilities", None, "meta.note")
+LABEL_SET = D("label set the model was trained on (simbad: SIMBAD types)", None, "meta.id")
 
 
 def _classes(prefix: str, what: str, ucd: str) -> dict[str, ColumnDoc]:
@@ -237,6 +240,7 @@ MODEL_VERSION: dict[str, ColumnDoc] = {
     "validation": D("validation report (JSON: accuracy, confusion matrices, per-class "
                     "recall)", None, "meta.note"),
     "note": D("why the model was promoted or not", None, "meta.note"),
+    "family": FAMILY, "taxonomy": TAXONOMY, "label_set": LABEL_SET,
 }
 
 CATALOG_VERSION_VIEW: dict[str, ColumnDoc] = {
@@ -288,6 +292,75 @@ TRAINING_LABEL: dict[str, ColumnDoc] = {
     "created_at": D("when the label set was imported (UTC)", None, "time.creation"),
 }
 
+_BY_FAMILY: dict[str, ColumnDoc] = {
+    "source_id": SOURCE_ID, "name": NAME, "family": FAMILY, "model_id": MODEL_ID,
+    "catalog_version": CATALOG_VERSION,
+    "valid_from": D("first catalog version in which this result holds", None,
+                    "meta.version"),
+    "valid_to": D("catalog version that replaced this result (empty: still current)", None,
+                  "meta.version"),
+    "class": D("the family's class of the source (ctl: its master class)", None,
+               "src.class"),
+    "coarse_class": D("the class on the shared coarse taxonomy (AGN, XRB, YSO, STAR, CV, NS, "
+                      "unknown)", None, "src.class"),
+    "probability": D("the family's probability of that class (ctl: mean over detections)",
+                     None, "stat.probability"),
+    "probability_lo": D("lower end of the probability's interval (muwclass: 2-sigma over "
+                        "Monte Carlo draws; empty for families without one)", None,
+                        "stat.probability;stat.min"),
+    "probability_hi": D("upper end of the probability's interval", None,
+                        "stat.probability;stat.max"),
+    "outlier": D("outlier measure of the source for the family (claxboi)", None,
+                 "stat.likelihood"),
+    "n_detections": D("detections the source's inputs were built from", None, "meta.number"),
+    "reason": D("why the family gives no class (empty when it does)", None, "meta.note"),
+    "label_set": LABEL_SET,
+}
+
+SOURCE_CONSENSUS: dict[str, ColumnDoc] = {
+    "source_id": SOURCE_ID, "name": NAME,
+    **{f"{f}_class": D(f"coarse class given by the {f} family", None, "src.class")
+       for f in ("ctl", "muwclass", "claxboi", "gbm")},
+    "coarse_by_family": D("coarse class per family (JSON: family -> class)", None,
+                          "meta.note"),
+    "n_families": D("families that classified the source", None, "meta.number"),
+    "majority_class": D("the coarse class most families give (empty on a tie)", None,
+                        "src.class"),
+    "n_agree": D("families giving the most frequent coarse class", None, "meta.number"),
+    "disagreement": D("true when the families give more than one coarse class", None,
+                      "meta.code.qual"),
+    "all_agree": D("true when every family that classified the source gives the same coarse "
+                   "class", None, "meta.code.qual"),
+    "adopted_class": D("the catalog's adopted class (SIMBAD reference, else the primary "
+                       "family's)", None, "src.class"),
+    "adopted_coarse_class": D("the adopted class on the coarse taxonomy", None, "src.class"),
+    "label_origin": D("where the adopted class comes from: simbad or model", None,
+                      "meta.code"),
+}
+
+FAMILY_MODEL: dict[str, ColumnDoc] = {
+    "family": FAMILY,
+    "model_id": D("model version", None, "meta.version;meta.main"),
+    "status": D("candidate, active, retired or rejected", None, "meta.code.status"),
+    "label_set": LABEL_SET, "taxonomy": TAXONOMY,
+    "created_at": D("when the model was fitted (UTC)", None, "time.creation"),
+    "promoted_at": D("when the model became active (UTC)", None, "time.processing"),
+    "n_detections": D("detections the model's training input was built from", None,
+                      "meta.number"),
+    "n_labeled": D("labelled rows of the training input", None, "meta.number"),
+    "unit": D("what the family classifies: detection or source", None, "meta.code"),
+    "n_test": D("held-out rows of the validation", None, "meta.number"),
+    "accuracy": D("held-out accuracy on the model's own classes", None, "stat.fit.goodness"),
+    "balanced_accuracy": D("held-out mean per-class recall on the model's own classes", None,
+                           "stat.fit.goodness"),
+    "agg_accuracy": D("held-out accuracy on the aggregated classes", None,
+                      "stat.fit.goodness"),
+    "coarse_accuracy": D("held-out accuracy on the coarse taxonomy", None,
+                         "stat.fit.goodness"),
+    "ece": D("held-out expected calibration error (own classes)", None, "stat.error"),
+    "note": D("why the model was promoted or not", None, "meta.note"),
+}
+
 #: view (in schema catalog) -> column -> doc: every column of every view.
 VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "detection": DETECTION,
@@ -300,6 +373,10 @@ VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "catalog_version": CATALOG_VERSION_VIEW,
     "counterpart": COUNTERPART,
     "training_label": TRAINING_LABEL,
+    "source_class_by_family": _BY_FAMILY,
+    "source_class_by_family_history": dict(_BY_FAMILY),
+    "source_consensus": SOURCE_CONSENSUS,
+    "family_model": FAMILY_MODEL,
 }
 
 

@@ -70,7 +70,7 @@ DETECTION_COLUMNS: tuple[Column, ...] = (
     Column("theta", "double", valid=NON_NEGATIVE, doc="off-axis angle, arcmin"),
     Column("flux_significance_b", "double", valid=NON_NEGATIVE, doc="broad-band S/N"),
     Column("likelihood", "double", valid=NON_NEGATIVE, doc="detection log-likelihood"),
-    *_with_limits("flux_aper_b", valid=NON_NEGATIVE, doc="broad aperture energy flux, erg/s/cm2"),
+    *_with_limits("flux_aper_b", valid=NON_NEGATIVE, doc="broad aperture photon flux"),
     *_with_limits("hard_hm", valid=HARDNESS, doc="hard-medium hardness ratio"),
     *_with_limits("hard_hs", valid=HARDNESS, doc="hard-soft hardness ratio"),
     *_with_limits("hard_ms", valid=HARDNESS, doc="medium-soft hardness ratio"),

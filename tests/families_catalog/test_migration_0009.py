@@ -10,11 +10,6 @@ another family's results keeps them.
 
 from __future__ import annotations
 
-import io
-import os
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -22,40 +17,12 @@ from sqlalchemy import create_engine, text
 
 from db import migrate
 from tests.conftest import create_database
+from tests.release_catalog import build_release_catalog
 
 PROJECT = Path(__file__).resolve().parents[2]
 MIGRATION = "db/migrations/versions/0009_family_results.py"
 
-BUILD = """
-from db import migrate
-from db.engine import get_engine
-from db.settings import Settings
-from ingest.sample import generate_sample
-from ingest.sample_source import SampleCsc, SampleSimbad
-from pipeline import classify, ingest
 
-engine = get_engine()
-migrate.upgrade(engine)
-sample = generate_sample(600, seed=5)
-settings = Settings(n_components=6, random_state=42)
-ingest.ingest_csc(engine, SampleCsc(sample), until="2014-12-31")
-ingest.ingest_simbad(engine, SampleSimbad(sample, 1), refresh_days=None)
-fitted = classify.refit(engine, settings)
-assert classify.publish(engine, settings, promote=fitted.model_id) is not None
-ingest.ingest_csc(engine, SampleCsc(sample))
-ingest.ingest_simbad(engine, SampleSimbad(sample, 2), refresh_days=0)
-assert classify.publish(engine, settings) is not None
-print(migrate.current_revision(engine))
-"""
-
-
-def previous_release() -> str:
-    """The commit before the one that added migration 0009 (HEAD while it is uncommitted)."""
-    out = subprocess.run(["git", "log", "-1", "--format=%H", "--diff-filter=A", "--", MIGRATION],
-                         cwd=PROJECT, capture_output=True, text=True)
-    if out.returncode != 0:
-        pytest.skip("not a git checkout")
-    return f"{out.stdout.strip()}^" if out.stdout.strip() else "HEAD"
 
 
 def columns(engine) -> dict[str, list[str]]:
@@ -96,22 +63,11 @@ def digest(engine, cols: dict[str, list[str]]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def old_catalog(pg_server, tmp_path_factory):
     """A database built by the previous release, its columns and digest."""
-    rev = previous_release()
-    tree = tmp_path_factory.mktemp("previous_release")
-    archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=PROJECT,
-                             capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tree, filter="data")
-    assert not (tree / MIGRATION).exists()
-    url = create_database(pg_server, "t_families_migration_0009", template=None)
-    env = {**os.environ, "CSCAT_DATABASE_URL": url, "PYTHONPATH": str(tree),
-           "CSCAT_CONFIG": str(tree / "no-config.toml")}
-    out = subprocess.run([sys.executable, "-c", BUILD], cwd=tree, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    url, revision = build_release_catalog(pg_server, tmp_path_factory.mktemp("release"),
+                                          MIGRATION, "t_families_migration_0009")
     engine = create_engine(url)
     before_cols = columns(engine)
-    yield engine, out.stdout.strip().splitlines()[-1], before_cols, digest(engine, before_cols)
+    yield engine, revision, before_cols, digest(engine, before_cols)
     engine.dispose()
 
 
