@@ -25,6 +25,11 @@ def scalar(sql: str, **params):
         return conn.execute(text(sql), params).scalar()
 
 
+def _rows(sql: str, **params):
+    with dbe.get_engine().connect() as conn:
+        return conn.execute(text(sql), params).all()
+
+
 @pytest.fixture(scope="module")
 def site(app):
     browser.ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -100,13 +105,30 @@ def test_search_then_source_then_skymap_click(site):
     assert browser.console_errors(driver) == []
 
     browser.skymap_render(driver, base)
-    target = driver.execute_script(browser.POINT_NEAR_CENTRE)
-    browser.click_at(driver, target["x"], target["y"])
+    # Every source placed on screen from SQL's ra/dec (projection recomputed here); click
+    # on the one nearest the plot's centre, at a whole pixel, and expect the source nearest
+    # that pixel (any within 0.75 px of the nearest, for ties at pixel rounding).
+    import numpy as np
+
+    from web import projection
+
+    srcs = [tuple(r) for r in _rows("SELECT source_id, ra, dec FROM catalog.source_class")]
+    ids = np.array([r[0] for r in srcs])
+    x, y = projection.project(*projection.galactic(np.array([r[1] for r in srcs]),
+                                                   np.array([r[2] for r in srcs])), "aitoff")
+    frame = driver.execute_script(browser.SKY_FRAME)
+    sx, sy = browser.to_screen(frame, x, y)
+    cx, cy = frame["left"] + frame["width"] / 2, frame["top"] + frame["height"] / 2
+    k = int(np.argmin(np.hypot(sx - cx, sy - cy)))
+    px, py = round(sx[k]), round(sy[k])
+    d = np.hypot(sx - px, sy - py)
+    near_ids = ids[d <= d.min() + 0.75]
+    browser.click_at(driver, px, py)
     browser.wait_for(driver, "location.pathname.startsWith('/source/')", timeout=30)
     _settled(driver)
     landed = driver.find_element(By.TAG_NAME, "h1").text
     near = {scalar("SELECT name FROM catalog.csc_source WHERE source_id = :s", s=int(i))
-            for i in target["near"]}
+            for i in near_ids.tolist()}
     assert landed in near, (landed, near)
     driver.save_screenshot(str(browser.ARTIFACTS / "skymap-click-landed.png"))
     assert browser.console_errors(driver) == []
