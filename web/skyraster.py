@@ -15,6 +15,8 @@ from web import plots, projection
 MAX_SIDE = 4096
 #: Below this many sources in view each one is drawn 3x3 pixels, so sparse maps stay visible.
 SPREAD_BELOW = 100_000
+#: Images kept per index (the whole-sky one every page load asks for stays among them).
+IMAGES_KEPT = 8
 
 
 def _rgb(hex_colour: str) -> np.ndarray:
@@ -36,6 +38,8 @@ class SkyIndex:
     code: np.ndarray  # index into plots.AGG_LABELS
     projection: str
     _trees: dict[int, tuple[cKDTree, np.ndarray]] = field(default_factory=dict)
+    #: Encoded images already drawn (window, size, hidden classes) -> bytes, a few kept.
+    images: dict[tuple, bytes] = field(default_factory=dict)
 
     @classmethod
     def build(cls, points: dict[str, np.ndarray], proj: str) -> SkyIndex:
@@ -58,28 +62,29 @@ class SkyIndex:
         window, row 0 at ``y0``; colour is the count-weighted mean of the classes' colours
         in a pixel, opacity grows with the log of the count. Also the sources in view."""
         keep = shown[self.code]
-        px = np.floor((self.x - x0) / (x1 - x0) * width).astype(np.int64)
-        py = np.floor((self.y - y0) / (y1 - y0) * height).astype(np.int64)
+        px = np.floor((self.x - x0) * (width / (x1 - x0))).astype(np.int64)
+        py = np.floor((self.y - y0) * (height / (y1 - y0))).astype(np.int64)
         keep &= (px >= 0) & (px < width) & (py >= 0) & (py < height)
         n_view = int(keep.sum())
         npix = width * height
-        flat = (self.code[keep].astype(np.int64) * npix + py[keep] * width + px[keep])
-        counts = np.bincount(flat, minlength=len(plots.AGG_LABELS) * npix).astype(float)
-        counts = counts.reshape(len(plots.AGG_LABELS), height, width)
+        pix = py[keep] * width + px[keep]
+        colours = COLOURS[self.code[keep]]
+        # Per pixel: the count and the sums of its sources' R, G, B (one bincount each).
+        planes = np.stack([np.bincount(pix, minlength=npix).astype(float)]
+                          + [np.bincount(pix, weights=colours[:, c], minlength=npix)
+                             for c in range(3)]).reshape(4, height, width)
         if 0 < n_view < SPREAD_BELOW:
-            padded = np.pad(counts, ((0, 0), (1, 1), (1, 1)))
-            counts = sum(padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+            padded = np.pad(planes, ((0, 0), (1, 1), (1, 1)))
+            planes = sum(padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
                          for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-        total = counts.sum(axis=0)
-        filled = total > 0
-        rgb = np.einsum("khw,kc->hwc", counts, COLOURS)
-        rgb[filled] /= total[filled, None]
-        alpha = np.zeros_like(total)
-        if filled.any():
-            alpha[filled] = 0.45 + 0.55 * np.log1p(total[filled]) / np.log1p(total.max())
-        rgba = np.empty((height, width, 4), dtype=np.uint8)
-        rgba[..., :3] = np.clip(np.rint(rgb), 0, 255)
-        rgba[..., 3] = np.rint(alpha * 255)
+        total = planes[0].ravel()
+        filled = np.flatnonzero(total)
+        rgba = np.zeros((npix, 4), dtype=np.uint8)
+        if len(filled):
+            t = total[filled]
+            for c in range(3):
+                rgba[filled, c] = np.clip(np.rint(planes[1 + c].ravel()[filled] / t), 0, 255)
+            rgba[filled, 3] = np.rint(255 * (0.45 + 0.55 * np.log1p(t) / np.log1p(t.max())))
         return rgba.view("<u4").reshape(height, width), n_view
 
     def nearest(self, x: float, y: float, radius: float, shown: np.ndarray) -> int | None:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from db import web_queries as q
 from web import plots, projection
 from web.render import Conn, PageError, cached_plots, page, source_url
-from web.skyraster import MAX_SIDE, SkyIndex
+from web.skyraster import IMAGES_KEPT, MAX_SIDE, SkyIndex
 
 router = APIRouter()
 #: Projected blobs kept per app (catalog version x projection).
@@ -103,18 +103,31 @@ def skymap_data(request: Request, conn: Conn, projection_name: Projection = "ait
         raise PageError(400, "the window needs finite x0 < x1 and y0 < y1")
     if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
         raise PageError(400, f"w and h must be between 1 and {MAX_SIDE} pixels")
-    image, n_view = index.raster(x0, x1, y0, y1, w, h, _shown(hide))
+    shown = _shown(hide)
+    key = (x0, x1, y0, y1, w, h, tuple(shown.tolist()))
+    blob = index.images.get(key)
+    if blob is None:
+        blob = _encode(index, version, (x0, x1, y0, y1), w, h, shown)
+        while len(index.images) >= IMAGES_KEPT:
+            index.images.pop(next(iter(index.images)))
+        index.images[key] = blob
+    return Response(blob, media_type="application/octet-stream",
+                    headers={"Cache-Control": "no-cache"})
+
+
+def _encode(index: SkyIndex, version: int | None, window: tuple[float, float, float, float],
+            w: int, h: int, shown: np.ndarray) -> bytes:
+    x0, x1, y0, y1 = window
+    image, n_view = index.raster(x0, x1, y0, y1, w, h, shown)
     counts = index.counts()
     header = json.dumps({
-        "n": int(len(index.code)), "n_view": n_view, "projection": projection_name,
+        "n": int(len(index.code)), "n_view": n_view, "projection": index.projection,
         "catalog_version": version, "x0": x0, "x1": x1, "y0": y0, "y1": y1, "w": w, "h": h,
         "classes": [{"name": c, "n": int(counts[i])} for i, c in enumerate(plots.AGG_LABELS)],
     }).encode()
     pad = (-(4 + len(header))) % 4
-    blob = b"".join([struct.pack("<I", len(header) + pad), header, b" " * pad,
+    return b"".join([struct.pack("<I", len(header) + pad), header, b" " * pad,
                      np.ascontiguousarray(image, dtype="<u4").tobytes()])
-    return Response(blob, media_type="application/octet-stream",
-                    headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/skymap/near")

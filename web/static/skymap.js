@@ -7,7 +7,7 @@
   const projection = new URLSearchParams(location.search).get("projection") || "aitoff";
   const PICK_PX = 6;  // hover and click reach this far (CSS pixels)
   let doc = null, view = null, image = null, ndarray = null, seq = 0;
-  let tip = null;
+  let tip = null, drawn = false;
 
   function bokehView() {
     return new Promise(function (resolve) {
@@ -50,7 +50,7 @@
 
   let pending = null;
   window.skymapRefresh = function () {  // after pan, zoom, reset or a legend click
-    if (!view) return;
+    if (!drawn) return;  // the first image is the whole sky, already on its way
     clearTimeout(pending);
     pending = setTimeout(async function () {
       const mine = ++seq, f = view.frame, xr = f.x_range, yr = f.y_range;
@@ -119,6 +119,7 @@
     const header = show(buf);
     marks.data_set_ms = performance.now();
     await frames();
+    drawn = true;
     const total = performance.now();
     window.skymapReady = Object.assign(marks, {n: header.n, total_ms: total,
                                                fetch_ms: fetched - t0, draw_ms: total - fetched});
