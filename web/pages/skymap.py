@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 
 from db import web_queries as q
 from web import plots, projection
-from web.render import Conn, PageError, cached_plots, page, source_url
+from web.render import BOKEH, Conn, PageError, cached_plots, page, source_url
 from web.skyraster import IMAGES_KEPT, MAX_SIDE, SkyIndex
 
 router = APIRouter()
@@ -77,6 +77,7 @@ def skymap(request: Request, conn: Conn, projection_name: Projection = "aitoff")
     return page(request, "skymap.html", title="Sky map", projection=projection_name,
                 projections=projection.PROJECTIONS, plots=figs,
                 data_url=f"/skymap/data?projection={projection_name}",
+                bokeh_js=[js for js in BOKEH.js_files if "bokeh-gl" not in js],  # no WebGL
                 version=q.latest_version(conn))
 
 
