@@ -154,6 +154,15 @@ def to_screen(frame: dict, x, y):
     return sx, sy
 
 
+def move_to(driver, x: float, y: float) -> None:
+    """Move the mouse to viewport position (x, y)."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(round(x)), int(round(y)))
+    actions.perform()
+
+
 def click_at(driver, x: float, y: float) -> None:
     """A real mouse click at viewport position (x, y)."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder

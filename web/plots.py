@@ -219,7 +219,8 @@ def sky_map(projection: str, window: tuple[float, float, float, float]):
                             "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}, name="sky-image")
     p.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=src, name="sky")
     for cls in AGG_LABELS:  # legend entries only: the points are in the image
-        r = p.scatter([], [], size=8, color=AGG_COLORS[cls], legend_label=cls or "no class",
+        # one point far outside the (fixed) ranges, so the legend draws its swatch
+        r = p.scatter([0.0], [1e3], size=8, color=AGG_COLORS[cls], legend_label=cls or "no class",
                       name=f"legend-{cls or 'none'}")
         r.js_on_change("visible", CustomJS(code="window.skymapRefresh && window.skymapRefresh()"))
     p.js_on_event(Tap, CustomJS(code="window.skymapTap && window.skymapTap(cb_obj)"))

@@ -123,6 +123,12 @@ def test_search_then_source_then_skymap_click(site):
     px, py = round(sx[k]), round(sy[k])
     d = np.hypot(sx - px, sy - py)
     near_ids = ids[d <= d.min() + 0.75]
+    # Hovering there shows that source in the tooltip (answered by /skymap/near).
+    browser.move_to(driver, px, py)
+    tip = browser.wait_for(driver, "(function () { const t = document.getElementById("
+                           "'skymap-tip'); return t && t.style.display === 'block' && "
+                           "t.textContent; })()", timeout=30)
+    assert any(f"source id {i}" in tip for i in near_ids.tolist()), tip
     browser.click_at(driver, px, py)
     browser.wait_for(driver, "location.pathname.startsWith('/source/')", timeout=30)
     _settled(driver)
