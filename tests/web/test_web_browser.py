@@ -164,3 +164,33 @@ def test_skymap_with_400000_sources(app, capsys):
     with capsys.disabled():
         print(f"\nsky map, 400,000 sources: median {total:.2f} s from navigation to drawn "
               f"({each} s)")
+
+
+def test_skymap_redraws_the_zoomed_window(site):
+    """After a zoom the map is redrawn for the new window: the count in view is the number of
+    sources SQL puts there (projection recomputed here). The zoom is set from script and the
+    redraw called directly (the figure's RangesUpdate event calls the same function)."""
+    import numpy as np
+
+    from web import projection
+
+    base, driver = site
+    browser.skymap_render(driver, base)
+    srcs = _rows("SELECT ra, dec FROM catalog.source_class")
+    x, y = projection.project(*projection.galactic(np.array([r[0] for r in srcs]),
+                                                   np.array([r[1] for r in srcs])), "aitoff")
+    x0, x1, y0, y1 = x[0] - 0.4, x[0] + 0.4, y[0] - 0.2, y[0] + 0.2
+    driver.execute_script(f"""
+        const f = Object.values(Bokeh.index)[0].frame;
+        f.x_range.setv({{start: {x0}, end: {x1}}}); f.y_range.setv({{start: {y0}, end: {y1}}});
+        window.skymapRefresh();""")
+    frame = driver.execute_script(browser.SKY_FRAME)
+    sx, sy = browser.to_screen(frame, x, y)
+    inside = ((sx >= frame["left"]) & (sx < frame["left"] + frame["width"])
+              & (sy > frame["top"]) & (sy <= frame["top"] + frame["height"]))
+    want = f"{len(srcs):,} sources, {int(inside.sum()):,} in view"
+    got = browser.wait_for(driver, "(function () { const t = document.getElementById("
+                           f"'skymap-status').textContent; return t.startsWith({want!r}) && t; "
+                           "})()", timeout=30)
+    assert got.startswith(want) and 0 < inside.sum() < len(srcs)
+    assert browser.console_errors(driver) == []
