@@ -7,7 +7,8 @@
   are the source with the most detections (the worst case) and a median one; the cones are
   centred on sources spread over the catalog.
 * the sky map draws 400,000 sources in ≤ 3 s: headless Chromium (Debian's ``chromium``),
-  synthetic sources, from navigation start to the points drawn (``window.skymapReady``),
+  synthetic sources (rasterised by the server), from navigation start to the map drawn
+  (``window.skymapReady``),
   ``--browser-runs`` page loads in one browser.
 
     python benchmarks/bench_web.py [--detections 1000000] [--repeat 20] [--browser-runs 3]

@@ -136,28 +136,31 @@ def skymap_render(driver, base: str, projection: str = "aitoff", timeout: float 
     return ready
 
 
-#: Screen position (viewport CSS pixels) of the sky-map point nearest the plot's centre,
-#: and the ids of every point within 4 px of it (what a click there may select).
-POINT_NEAR_CENTRE = """
-const B = window.Bokeh, doc = B.documents[0];
-const view = Object.values(B.index)[0];
-const frame = view.frame, xs = frame.x_scale, ys = frame.y_scale;
-const cx = frame.bbox.x + frame.bbox.width / 2, cy = frame.bbox.y + frame.bbox.height / 2;
-let best = null, pts = [];
-for (const m of doc.all_models) {
-  if (m.type !== "ColumnDataSource" || !m.name || !m.name.startsWith("sky-")) continue;
-  const d = m.data; if (!d.x || !d.x.length) continue;
-  for (let i = 0; i < d.x.length; i++) {
-    const sx = xs.compute(d.x[i]), sy = ys.compute(d.y[i]);
-    pts.push([sx, sy, d.id[i]]);
-    const dist = Math.hypot(sx - cx, sy - cy);
-    if (best === null || dist < best[0]) best = [dist, sx, sy, d.id[i]];
-  }
-}
-const near = pts.filter(p => Math.hypot(p[0] - best[1], p[1] - best[2]) <= 4).map(p => p[2]);
+#: Where the sky map's plot frame is on screen (viewport CSS pixels) and which plane window
+#: it shows: enough to place any source on screen without asking the app.
+SKY_FRAME = """
+const view = Object.values(window.Bokeh.index)[0], f = view.frame;
 const rect = view.canvas_view.el.getBoundingClientRect();
-return {x: rect.left + best[1], y: rect.top + best[2], id: best[3], near: near};
+return {left: rect.left + f.bbox.x, top: rect.top + f.bbox.y, width: f.bbox.width,
+        height: f.bbox.height, x0: f.x_range.start, x1: f.x_range.end,
+        y0: f.y_range.start, y1: f.y_range.end};
 """
+
+
+def to_screen(frame: dict, x, y):
+    """Plane (x, y) to viewport CSS pixels for the frame ``SKY_FRAME`` returned."""
+    sx = frame["left"] + (x - frame["x0"]) / (frame["x1"] - frame["x0"]) * frame["width"]
+    sy = frame["top"] + (frame["y1"] - y) / (frame["y1"] - frame["y0"]) * frame["height"]
+    return sx, sy
+
+
+def move_to(driver, x: float, y: float) -> None:
+    """Move the mouse to viewport position (x, y)."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(round(x)), int(round(y)))
+    actions.perform()
 
 
 def click_at(driver, x: float, y: float) -> None:

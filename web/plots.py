@@ -4,7 +4,7 @@ Bokeh's own binary-encoded column data; tooltips show fields as text (escaped)."
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, Range1d, Whisker
+from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d, Whisker
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from bokeh.transform import transform
@@ -202,28 +202,31 @@ def feature_scatter(sample: dict, x_label: str, y_label: str):
     return p
 
 
-def sky_map(projection: str):
-    """The empty sky-map figure: one named data source per class, filled in the browser from
-    ``/skymap/data`` (typed arrays), with hover and tap (click through to the source)."""
-    from bokeh.models import CustomJS, TapTool
+def sky_map(projection: str, window: tuple[float, float, float, float]):
+    """The sky-map figure: one image of the sources, drawn on the server and filled by
+    ``static/skymap.js`` from ``/skymap/data`` (again after each pan or zoom), one legend
+    entry per class (hiding one redraws without it), hover and tap (click through to the
+    source) answered by ``/skymap/near``."""
+    from bokeh.events import MouseMove, RangesUpdate, Tap
+    from bokeh.models import CustomJS
 
-    p = figure(sizing_mode="stretch_width", height=560, output_backend="webgl",
-               match_aspect=True, x_range=Range1d(-3.0, 3.0), y_range=Range1d(-1.5, 1.5),
+    x0, x1, y0, y1 = window
+    p = figure(sizing_mode="stretch_width", height=560, match_aspect=True,
+               x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
                tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="above",
                title=f"classified sources, {projection} projection (galactic)")
-    renderers = []
-    for cls in AGG_LABELS:
-        src = ColumnDataSource({"x": [], "y": [], "ra": [], "dec": [], "id": []},
-                               name=f"sky-{cls or 'none'}")
-        r = p.scatter("x", "y", source=src, size=2, alpha=0.6, color=AGG_COLORS[cls],
-                      legend_label=cls or "no class", name=cls or "no class")
-        renderers.append(r)
-        src.selected.js_on_change("indices", CustomJS(args={"src": src}, code="""
-            const i = src.selected.indices;
-            if (i.length) { window.location.href = '/go/source/' + src.data.id[i[0]]; }"""))
-    p.add_tools(HoverTool(renderers=renderers, tooltips=[
-        ("class", "$name"), ("RA, Dec", "@ra{0.0000}, @dec{0.0000}"), ("source id", "@id")]))
-    p.add_tools(TapTool(renderers=renderers))
+    src = ColumnDataSource({"image": [np.zeros((1, 1), dtype=np.uint32)], "x": [x0],
+                            "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}, name="sky-image")
+    p.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=src, name="sky")
+    for cls in AGG_LABELS:  # legend entries only: the points are in the image
+        # one point far outside the (fixed) ranges, so the legend draws its swatch
+        r = p.scatter([0.0], [1e3], size=8, color=AGG_COLORS[cls], legend_label=cls or "no class",
+                      name=f"legend-{cls or 'none'}")
+        r.js_on_change("visible", CustomJS(code="window.skymapRefresh && window.skymapRefresh()"))
+    p.js_on_event(Tap, CustomJS(code="window.skymapTap && window.skymapTap(cb_obj)"))
+    p.js_on_event(MouseMove, CustomJS(code="window.skymapHover && window.skymapHover(cb_obj)"))
+    p.js_on_event(RangesUpdate, CustomJS(
+        code="window.skymapRefresh && window.skymapRefresh()"))
     p.axis.visible = False
     p.grid.visible = False
     p.legend.click_policy = "hide"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 PROJECTIONS = ("aitoff", "mollweide")
@@ -10,14 +12,25 @@ EXTENT = {"aitoff": (np.pi, np.pi / 2), "mollweide": (2 * np.sqrt(2), np.sqrt(2)
 
 
 def galactic(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ICRS (deg) to galactic l, b (deg), vectorised with astropy."""
+    """ICRS (deg) to galactic l, b (deg): astropy's ICRS-to-galactic rotation (a fixed
+    matrix, taken from astropy once) applied to unit vectors in numpy."""
+    ra = np.radians(np.asarray(ra, float))
+    dec = np.radians(np.asarray(dec, float))
+    v = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    g = _icrs_to_galactic() @ v.reshape(3, -1)
+    lon = np.degrees(np.arctan2(g[1], g[0])) % 360.0
+    lat = np.degrees(np.arcsin(np.clip(g[2], -1.0, 1.0)))
+    return lon.reshape(ra.shape), lat.reshape(ra.shape)
+
+
+@functools.cache
+def _icrs_to_galactic() -> np.ndarray:
+    """The rotation matrix: astropy's galactic coordinates of the ICRS axes (its rows)."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
-    if len(ra) == 0:
-        return np.zeros(0), np.zeros(0)
-    g = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame="icrs").galactic
-    return g.l.deg, g.b.deg
+    axes = SkyCoord(ra=[0, 90, 0] * u.deg, dec=[0, 0, 90] * u.deg, frame="icrs").galactic
+    return np.asarray(axes.cartesian.xyz.value, float)  # columns: images of x, y, z
 
 
 def project(lon: np.ndarray, lat: np.ndarray, projection: str) -> tuple[np.ndarray, np.ndarray]:

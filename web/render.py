@@ -107,7 +107,8 @@ def cached_plots(app, key: str, build) -> dict:
 def page(request: Request, template: str, *, status: int = 200, **context) -> HTMLResponse:
     """Render ``template`` with ``context`` (and the BokehJS tags) as an HTML response."""
     html = ENV.get_template(template).render(
-        request=request, bokeh_js=BOKEH.js_files, path=request.url.path,
+        request=request, bokeh_js=context.pop("bokeh_js", BOKEH.js_files),
+        path=request.url.path,
         plots=context.pop("plots", {"script": "", "divs": {}}),
         plot_data=context.pop("plot_data", None), **context)
     return HTMLResponse(html, status_code=status)

@@ -173,32 +173,85 @@ def test_changes_feed_matches_sql(client):
     assert client.get("/changes", params={"from": 1, "to": 99}).status_code == 400
 
 
-def test_skymap_data_is_binary_and_complete(client):
+def _sky_truth():
+    from web import projection
+
+    truth = rows("SELECT source_id, ra, dec, coalesce(agg_adopted_class, '') AS cls "
+                 "FROM catalog.source_class ORDER BY source_id")
+    ra = np.array([r["ra"] for r in truth])
+    dec = np.array([r["dec"] for r in truth])
+    x, y = projection.project(*projection.galactic(ra, dec), "aitoff")
+    return truth, x, y
+
+
+def test_skymap_image_counts_every_source(client):
     import json
     import struct
 
-    r = client.get("/skymap/data")
+    r = client.get("/skymap/data", params={"w": 400, "h": 200})
     assert r.headers["content-type"] == "application/octet-stream"
     blob = r.content
     (hlen,) = struct.unpack_from("<I", blob)
     header = json.loads(blob[4:4 + hlen])
     n = header["n"]
-    assert n == scalar("SELECT count(*) FROM catalog.source_class")
-    assert len(blob) == 4 + hlen + n * 20
-    off = 4 + hlen
-    ra = np.frombuffer(blob, "<f4", n, off + 8 * n)
-    ids = np.frombuffer(blob, "<i4", n, off + 16 * n)
-    truth = {r["source_id"]: r["ra"]
-             for r in rows("SELECT source_id, ra FROM catalog.source_class")}
-    assert set(ids.tolist()) == set(truth)
-    assert np.allclose(ra, [truth[i] for i in ids.tolist()], atol=1e-4)
-    # Per-class slices in the header's order add up, and match the classes in SQL.
+    assert n == scalar("SELECT count(*) FROM catalog.source_class") > 0
+    assert header["n_view"] == n  # the whole sky is in the default window
+    assert len(blob) == 4 + hlen + 400 * 200 * 4
+    img = np.frombuffer(blob, np.uint8, offset=4 + hlen).reshape(200, 400, 4)
+    # Every source's pixel (recomputed here from SQL's ra/dec) is painted, and in its class's
+    # colour when it is alone in its 3x3 neighbourhood; empty sky stays transparent.
+    truth, x, y = _sky_truth()
+    px = np.floor((x - header["x0"]) / (header["x1"] - header["x0"]) * 400).astype(int)
+    py = np.floor((y - header["y0"]) / (header["y1"] - header["y0"]) * 200).astype(int)
+    assert (img[py, px, 3] > 0).all()
+    occupied = np.zeros((200, 400), bool)
+    occupied[py, px] = True
+    pad = np.pad(occupied, 1)
+    near = np.zeros_like(occupied)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            near |= pad[dy:dy + 200, dx:dx + 400]
+    assert img[..., 3][~near].max(initial=0) == 0  # (each source is drawn 3x3 when few)
+    from web.plots import AGG_COLORS
+    for i, r_ in enumerate(truth):
+        alone = ((np.abs(px - px[i]) <= 2) & (np.abs(py - py[i]) <= 2)).sum() == 1
+        if alone:
+            want = [int(AGG_COLORS[r_["cls"]][k:k + 2], 16) for k in (1, 3, 5)]
+            assert img[py[i], px[i], :3].tolist() == want
+    assert img[0, 0, 3] == 0  # a corner outside the ellipse
     counts = {c["name"]: c["n"] for c in header["classes"]}
     assert sum(counts.values()) == n
     assert counts["AGN"] == scalar(
         "SELECT count(*) FROM catalog.source_class WHERE agg_adopted_class = 'AGN'")
+    # Hiding every class leaves an empty image; bad windows and classes are a 400.
+    hide = ",".join(c["name"] or "none" for c in header["classes"])
+    r = client.get("/skymap/data", params={"w": 40, "h": 20, "hide": hide})
+    assert np.frombuffer(r.content, np.uint8, offset=4 + hlen)[3::4].max() == 0
+    assert client.get("/skymap/data", params={"x0": 1, "x1": 0}).status_code == 400
+    assert client.get("/skymap/data", params={"w": 100000}).status_code == 400
+    assert client.get("/skymap/data", params={"hide": "Quasar"}).status_code == 400
+
+
+def test_skymap_near_is_the_nearest_source(client):
+    truth, x, y = _sky_truth()
+    rng = np.random.default_rng(1)
+    for k in rng.choice(len(truth), size=min(20, len(truth)), replace=False):
+        qx, qy = x[k] + 0.003, y[k] - 0.002
+        d = np.hypot(x - qx, y - qy)
+        got = client.get("/skymap/near", params={"x": qx, "y": qy, "r": 0.5}).json()
+        assert d[[i for i, t in enumerate(truth) if t["source_id"] == got["id"]][0]] == \
+            pytest.approx(d.min(), abs=1e-6)
+        row = [t for t in truth if t["source_id"] == got["id"]][0]
+        assert got["ra"] == pytest.approx(row["ra"]) and got["dec"] == pytest.approx(row["dec"])
+    # Nothing within r is {}; a hidden class is never returned.
+    assert client.get("/skymap/near", params={"x": 3.2, "y": 1.6, "r": 0.01}).json() == {}
+    k = 0
+    cls = truth[k]["cls"] or "none"
+    got = client.get("/skymap/near", params={"x": x[k], "y": y[k], "r": 1.0, "hide": cls})
+    assert got.json().get("cls", "") != (truth[k]["cls"] or "no class")
+    assert client.get("/skymap/near", params={"x": 0, "y": 0, "r": 5}).status_code == 400
     # A click goes to the source page of that id.
-    sid = int(ids[0])
+    sid = truth[0]["source_id"]
     go = client.get(f"/go/source/{sid}", follow_redirects=False)
     name = scalar("SELECT name FROM catalog.csc_source WHERE source_id = :s", s=sid)
     assert go.status_code == 303 and go.headers["location"] == "/source/" + quote(name, safe="")
