@@ -13,7 +13,6 @@ import pandas as pd
 from db.csc_columns import TAP_ALIASES
 from ingest.columns import PARSED, STORED
 from ingest.errors import IngestError
-from ingest.simbad import nearest
 
 log = logging.getLogger(__name__)
 REQUIRED = [c.name for c in STORED if c.required]
@@ -198,6 +197,8 @@ def read_simbad_table(path: str | Path) -> pd.DataFrame:
     Accepts common column spellings (angDist, main_type, ...); keeps the nearest match per
     name; names without a match have NA.
     """
+    from ingest.simbad import nearest  # astropy/astroquery: not needed for detection files
+
     path = Path(path)
     df = _load(path)
     cols = {}
