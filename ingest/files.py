@@ -115,7 +115,10 @@ def _load(path: Path, *, as_text: bool = False) -> pd.DataFrame:
             if as_text:
                 problems = _short_rows(path, df)
         elif fmt == "parquet":
-            df = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            # split_blocks: one array per column, no copy into a consolidated 2-D block
+            df = pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
         elif fmt == "votable":
             from astropy.io.votable import parse
 
