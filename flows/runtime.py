@@ -274,3 +274,28 @@ def stop_persistent_server(timeout: float = 10.0) -> bool:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     return True
+
+
+# -- the task runner of the heavy per-partition tasks --------------------------------------
+def task_runner(settings=None):
+    """The Prefect task runner the settings ask for: Prefect's thread pool
+    (``task_runner = "thread"``, the default) or ``prefect-dask``'s runner
+    (``task_runner = "dask"``) on the scheduler at ``dask_address``, or, unset, on a local
+    cluster of ``dask_workers`` single-threaded worker processes started for the flow run.
+
+    Use it as ``some_flow.with_options(task_runner=task_runner())(...)``; tasks then
+    ``.submit()``/``.map()`` their partitions to it. Task arguments and results travel to
+    the workers, so keep them plain data (frames, arrays, JSON-like dicts).
+    """
+    settings = settings or get_settings()
+    if settings.task_runner == "thread":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": settings.dask_workers,
+                                          "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
