@@ -1,4 +1,6 @@
-"""Ingest throughput: a local Parquet file of detections into an empty catalog, rows/s.
+"""Ingest throughput: a local Parquet file of detections into an empty catalog, and a second
+file (later ObsIDs, a fifth of the size, many of its sources already known) into the catalog
+the first one built, rows/s.
 
 The file is the sample generator's detections written with ``ingest.files.write_table``.
 One run = ``read_table`` (Parquet -> stored columns) + ``ingest_frame`` (validate, derive
@@ -17,7 +19,8 @@ from pathlib import Path
 from benchmarks.common import BenchServer, row
 
 
-def _one(server: BenchServer, path: Path, n_rows: int, i: int) -> dict:
+def _one(server: BenchServer, path: Path, n_rows: int, i: int,
+         more: Path | None = None) -> dict:
     from classifier import derive_features
     from db.load import load_detections
     from ingest.files import read_table
@@ -31,6 +34,12 @@ def _one(server: BenchServer, path: Path, n_rows: int, i: int) -> dict:
         t_read = time.perf_counter() - t0
         summary = ingest_frame(engine, frame, kind="file", origin=str(path))
         total = time.perf_counter() - t0
+        extra = {}
+        if more is not None:  # into the catalog that now holds the first file
+            t2 = time.perf_counter()
+            later = ingest_frame(engine, read_table(more), kind="file", origin=str(more))
+            extra = {"more_s": time.perf_counter() - t2,
+                     "more_new_detections": later.new_detections}
         # The database part alone: COPY + INSERT ... SELECT of an already validated frame.
         good = derive_features(validate_detections(frame).good)
         server.drop(engine)
@@ -46,7 +55,7 @@ def _one(server: BenchServer, path: Path, n_rows: int, i: int) -> dict:
         server.drop(engine)
     assert summary.new_detections == counts.new_detections
     return {"seconds": total, "read_s": t_read, "copy_insert_s": t_copy,
-            "new_detections": summary.new_detections, "rows": n_rows}
+            "new_detections": summary.new_detections, "rows": n_rows, **extra}
 
 
 def run(sizes, repeat: int = 3, server: BenchServer | None = None, log=print) -> list[dict]:
@@ -58,21 +67,32 @@ def run(sizes, repeat: int = 3, server: BenchServer | None = None, log=print) ->
     rows: list[dict] = []
     try:
         for n in sizes:
-            sample = generate_sample(n_detections=n, seed=7)
+            det = generate_sample(n_detections=n + n // 5, seed=7).detections
+            det = det.sort_values("obsid", kind="stable", ignore_index=True)
+            first, later = det.iloc[:n], det.iloc[n:]
+            later = later[~later["obsid"].isin(first["obsid"])]  # whole observations only
             with tempfile.TemporaryDirectory(prefix="cscat-bench-ingest-") as tmp:
-                path = write_table(sample.detections, Path(tmp) / "detections.parquet")
-                n_rows, n_bytes = len(sample.detections), path.stat().st_size
-                runs = [_one(server, path, n_rows, i) for i in range(repeat)]
+                path = write_table(first.reset_index(drop=True), Path(tmp) / "detections.parquet")
+                more = write_table(later.reset_index(drop=True), Path(tmp) / "more.parquet")
+                n_rows, n_bytes = len(first), path.stat().st_size
+                runs = [_one(server, path, n_rows, i, more) for i in range(repeat)]
             for r in runs:
                 log(f"ingest parquet n={n_rows:,}: {r['seconds']:.2f} s "
                     f"({n_rows / r['seconds']:,.0f} rows/s), read {r['read_s']:.2f} s, "
-                    f"COPY+insert {r['copy_insert_s']:.2f} s")
+                    f"COPY+insert {r['copy_insert_s']:.2f} s; then {len(later):,} rows into "
+                    f"that catalog: {r['more_s']:.2f} s ({len(later) / r['more_s']:,.0f} rows/s)")
             extra = {"file_rows": n_rows, "new_detections": runs[0]["new_detections"],
                      "file_bytes": n_bytes}
             rows.append(row("ingest_parquet_throughput", "rows/s", n,
                             [n_rows / r["seconds"] for r in runs],
                             seconds=[r["seconds"] for r in runs],
                             read_s=[r["read_s"] for r in runs], **extra))
+            n_more = len(later)
+            rows.append(row("ingest_parquet_into_existing_throughput", "rows/s", n,
+                            [n_more / r["more_s"] for r in runs],
+                            seconds=[r["more_s"] for r in runs], file_rows=n_more,
+                            catalog_detections=runs[0]["new_detections"],
+                            new_detections=runs[0]["more_new_detections"]))
             rows.append(row("ingest_copy_insert_throughput", "rows/s", n,
                             [n_rows / r["copy_insert_s"] for r in runs],
                             seconds=[r["copy_insert_s"] for r in runs], **extra))

@@ -3,29 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
-from sqlalchemy.exc import DBAPIError
-
 from cscat.render import aligned_table, csv_table
-from db import engine as dbe
-from db import migrate, queries
-from db.catalog_store import CatalogBusy, ModelRefused, UnknownFeature
-from db.embedded import EmbeddedServerError
-from db.settings import ConfigError, get_settings, unknown_environment
-from ingest.errors import IngestError
-from pipeline.errors import RefitError
+
+
+class _Lazy:
+    """A module imported when first used, so that ``cscat --version`` imports no database
+    code and ``cscat sql`` no pandas, scikit-learn or Prefect."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+dbe = _Lazy("db.engine")
+migrate = _Lazy("db.migrate")
+queries = _Lazy("db.queries")
+
+
+def get_settings():
+    """``db.settings.get_settings`` (imported on first use)."""
+    from db.settings import get_settings as settings
+
+    return settings()
 
 
 class CliError(Exception):
     """A command cannot run as asked (e.g. no active model): one line for the user."""
 
 
-#: Errors shown to the user as one line, without a traceback.
-UserError = (dbe.DatabaseError, EmbeddedServerError, queries.QueryError, CatalogBusy,
-             IngestError, ModelRefused, UnknownFeature, RefitError,
-             ConfigError, CliError)
+def __getattr__(name: str):
+    """``UserError``: the errors shown to the user as one line, without a traceback
+    (built on first use: it names classes of the heavier modules)."""
+    if name != "UserError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from db.catalog_store import CatalogBusy, ModelRefused, UnknownFeature
+    from db.embedded import EmbeddedServerError
+    from db.settings import ConfigError
+    from ingest.errors import IngestError
+    from pipeline.errors import RefitError
+
+    return (dbe.DatabaseError, EmbeddedServerError, queries.QueryError, CatalogBusy,
+            IngestError, ModelRefused, UnknownFeature, RefitError, ConfigError, CliError)
 
 #: Loggers whose INFO records are the progress of long steps (chunks, rows, fitting, …).
 PROGRESS_LOGGERS = ("pipeline", "ingest", "db")
@@ -36,6 +60,8 @@ VERBOSE = False
 def check_config() -> None:
     """Read the settings now (a bad config file is one error before anything starts) and
     warn about ``CSCAT_*`` variables that are no setting."""
+    from db.settings import unknown_environment
+
     get_settings()
     for warning in unknown_environment():
         print(f"cscat: warning: {warning}", file=sys.stderr)
@@ -43,6 +69,8 @@ def check_config() -> None:
 
 def cause(e: BaseException) -> BaseException:
     """What to show for ``e``: a database error as its server message, not SQLAlchemy's."""
+    from sqlalchemy.exc import DBAPIError
+
     if isinstance(e, DBAPIError):
         orig = str(e.orig).strip().splitlines() if e.orig is not None else []
         reason = orig[0] if orig else str(e).splitlines()[0]
@@ -88,7 +116,25 @@ def db_start(args: argparse.Namespace) -> None:
     migrate.ensure_current(dbe.get_engine())
     print(f"embedded PostgreSQL running (pid {info.pid}) on 127.0.0.1:{info.port}, "
           f"data in {info.data_dir}")
+    _start_prefect()
     print("connect with: psql \"$(cscat db url)\"   stop with: cscat db stop")
+
+
+def _start_prefect() -> None:
+    """``db start``: a persistent local Prefect server, so pipeline commands start quickly
+    (not when ``PREFECT_API_URL`` names the user's own)."""
+    from flows.runtime import configure_prefect, start_persistent_server
+
+    configure_prefect()
+    if os.environ.get("PREFECT_API_URL"):
+        print(f"Prefect: using PREFECT_API_URL={os.environ['PREFECT_API_URL']}")
+        return
+    try:
+        url, started = start_persistent_server()
+    except RuntimeError as e:
+        raise CliError(str(e)) from None
+    print(f"Prefect server {'started' if started else 'running'} at {url}: pipeline commands "
+          f"use it until `cscat db stop`")
 
 
 def db_stop(args: argparse.Namespace) -> None:
@@ -96,6 +142,11 @@ def db_stop(args: argparse.Namespace) -> None:
         raise dbe.DatabaseError("CSCAT_DATABASE_URL is set: cscat does not manage that server")
     stopped = dbe.embedded_server().stop()
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    from flows.runtime import configure_prefect, stop_persistent_server
+
+    configure_prefect()
+    if stop_persistent_server():
+        print("Prefect server stopped")
 
 
 def sql(args: argparse.Namespace) -> int:
@@ -178,9 +229,10 @@ def check(args: argparse.Namespace) -> int:
 def _flows():
     """Import the flows after Prefect's environment is set (Prefect reads it at import);
     with no ``PREFECT_API_URL``, start a temporary Prefect server that dies with cscat."""
-    from flows.runtime import configure_prefect, start_temporary_server
+    from flows.runtime import configure_prefect, start_temporary_server, use_persistent_server
 
     configure_prefect()
+    use_persistent_server()  # the one `cscat db start` left running, if any
     if not os.environ.get("PREFECT_API_URL"):
         print("starting a temporary Prefect server (set PREFECT_API_URL to use your own)",
               file=sys.stderr, flush=True)
@@ -377,15 +429,16 @@ def update(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from flows.runtime import configure_prefect
+    from flows.runtime import configure_prefect, use_persistent_server
 
     configure_prefect()
+    use_persistent_server()
     from prefect.settings import get_current_settings
 
     if not get_current_settings().api.url:
         raise CliError("schedules need a persistent Prefect server: start one "
-                       "(`prefect server start`) and set PREFECT_API_URL "
-                       "(e.g. http://127.0.0.1:4200/api); see README, Scheduling")
+                       "(`cscat db start`, or `prefect server start` and set PREFECT_API_URL, "
+                       "e.g. http://127.0.0.1:4200/api); see README, Scheduling")
     _flows()
     from flows.serve import serve_deployments
 

@@ -116,6 +116,18 @@ def count_detections(conn: Connection) -> int:
     return conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.csc_detection")).scalar_one()
 
 
+def detections_per_otype(conn: Connection) -> tuple[int, pd.Series]:
+    """(number of detections, detections per SIMBAD type of their source), counted in the
+    database: the refit decision reads no detection row (the per-type counts run from the
+    SIMBAD matches through the index on ``csc_detection.source_id``)."""
+    n = count_detections(conn)
+    rows = conn.execute(text(
+        f"SELECT m.otype, count(*) FROM {SCHEMA}.simbad_match m "
+        f"JOIN {SCHEMA}.csc_detection d ON d.source_id = m.source_id "
+        f"WHERE m.otype IS NOT NULL GROUP BY m.otype")).all()
+    return n, pd.Series({r[0]: int(r[1]) for r in rows}, dtype="int64")
+
+
 # -- models --------------------------------------------------------------------------------
 class ModelRefused(ValueError):
     """A stored model that fails validation (tampered or corrupt): it is never used."""

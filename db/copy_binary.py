@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 TRAILER = b"\xff\xff"
@@ -38,6 +39,25 @@ def _integers(s: pd.Series, name: str, pgtype: str, dtype: np.dtype) -> np.ndarr
     return vals.astype(dtype.newbyteorder("="))
 
 
+def _utf8(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UTF-8 of ``s`` as Arrow holds it: (start offset per row, all bytes, length per row);
+    NA rows have length 0. No Python object per value."""
+    arr = pa.array(s.astype("string"), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_binary())
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64, n + 1, arr.offset * 8)
+    data = arr.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets[:-1], data, np.diff(offsets)
+
+
+def _gather(starts: np.ndarray, data: np.ndarray, width: int) -> np.ndarray:
+    """Rows of ``width`` bytes each from ``data`` at ``starts``: an (m, width) array."""
+    return data[starts[:, None] + np.arange(width)]
+
+
 def _column_arrays(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]):
     """Per column: (values array or encoded text, non-null mask, byte width per row)."""
     out = []
@@ -45,10 +65,8 @@ def _column_arrays(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]):
         s = frame[name]
         mask = s.notna().to_numpy(bool).copy()
         if pgtype == "text":
-            enc = s.astype("string").fillna("").str.encode("utf-8")
-            raw = np.array(enc.tolist(), dtype=object)
-            width = np.fromiter((len(b) for b in raw), np.int64, len(raw))
-            out.append((raw, mask, np.where(mask, width, 0)))
+            starts, data, width = _utf8(s)
+            out.append(((starts, data), mask, np.where(mask, width, 0)))
         elif pgtype in _FIXED:
             dtype = np.dtype(_FIXED[pgtype])
             if pgtype == "float8":
@@ -127,9 +145,9 @@ def encode_parts(frame: pd.DataFrame, columns: Sequence[tuple[str, str]],
             np.ndarray((m,), ">i4", buf, offset, (rowlen,))[:] = width[j] if mask[j] else -1
             offset += 4
             if mask[j] and width[j]:  # text of this group's width
-                text = np.frombuffer(b"".join(arrays[j][0][rows]), np.uint8)
+                starts, data = arrays[j][0]
                 np.ndarray((m, width[j]), np.uint8, buf, offset, (rowlen, 1))[:] = \
-                    text.reshape(m, width[j])
+                    _gather(starts[rows], data, width[j])
                 offset += width[j]
             j += 1
         parts.append(memoryview(buf))

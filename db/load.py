@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -129,34 +130,57 @@ def _separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
 
 
 def _known_sources(conn: Connection, names: pd.Series) -> pd.DataFrame:
-    """Stored sources among ``names``: DataFrame[name, source_id, ra, dec]."""
+    """Stored sources among ``names`` (repeats allowed): DataFrame[name, source_id, ra, dec]."""
+    empty = pd.DataFrame({"name": pd.Series(dtype="string"), "source_id": [], "ra": [],
+                          "dec": []})
+    if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.csc_source)")).scalar():
+        return empty  # an empty catalog (loads are serialised, so it stays empty until commit)
     conn.exec_driver_sql("CREATE TEMP TABLE stage_name (name text) ON COMMIT DROP")
-    copy_binary(conn, "pg_temp.stage_name", pd.DataFrame({"name": names}), [("name", "text")])
+    copy_binary(conn, "pg_temp.stage_name", pd.DataFrame({"name": names.drop_duplicates()}),
+                [("name", "text")])
     known = read_frame(conn, f"SELECT s.name, s.source_id, s.ra, s.dec "
                              f"FROM pg_temp.stage_name st "
                              f"JOIN {SCHEMA}.csc_source s USING (name)")
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_name")
-    if known.empty:
-        return pd.DataFrame({"name": pd.Series(dtype="string"), "source_id": [], "ra": [],
-                             "dec": []})
-    return known.astype({"name": "string"})
+    return empty if known.empty else known.astype({"name": "string"})
 
 
-def _position_conflicts(frame: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+class _Names(NamedTuple):
+    """The source names of a frame, factorised once: ``codes`` (per row, into ``unique``, in
+    order of first appearance), ``first`` (row position of each name's first row) and
+    ``stored`` (per unique name: its row in the stored sources ``known``, or -1)."""
+
+    codes: np.ndarray
+    unique: pd.Index
+    first: np.ndarray
+    stored: np.ndarray
+
+
+def _names(frame: pd.DataFrame, known: pd.DataFrame) -> _Names:
+    codes, unique = pd.factorize(frame["name"])
+    _, first = np.unique(codes, return_index=True)
+    unique = pd.Index(unique)
+    stored = (pd.Index(known["name"]).get_indexer(unique) if len(known)
+              else np.full(len(unique), -1, np.int64))
+    return _Names(codes, unique, first, stored)
+
+
+def _position_conflicts(frame: pd.DataFrame, known: pd.DataFrame, names: _Names
+                        ) -> pd.DataFrame:
     """Rows whose position differs from their source's (stored, else the name's first row in
     ``frame``) by more than POSITION_TOLERANCE_ARCSEC: DataFrame[reason], input index."""
-    first = frame.drop_duplicates("name").set_index("name")[["ra", "dec"]]
-    stored = known.set_index("name")[["ra", "dec"]]
-    ref = pd.concat([stored, first[~first.index.isin(stored.index)]])
-    names = frame["name"].astype("string")
-    ref_ra = names.map(ref["ra"]).to_numpy("float64")
-    ref_dec = names.map(ref["dec"]).to_numpy("float64")
-    sep = _separation_arcsec(ref_ra, ref_dec, frame["ra"], frame["dec"])
+    ra, dec = frame["ra"].to_numpy("float64"), frame["dec"].to_numpy("float64")
+    is_stored = names.stored >= 0
+    ref_ra, ref_dec = ra[names.first], dec[names.first]  # per name
+    ref_ra[is_stored] = known["ra"].to_numpy("float64")[names.stored[is_stored]]
+    ref_dec[is_stored] = known["dec"].to_numpy("float64")[names.stored[is_stored]]
+    ref_ra, ref_dec = ref_ra[names.codes], ref_dec[names.codes]  # per row
+    sep = _separation_arcsec(ref_ra, ref_dec, ra, dec)
     bad = sep > POSITION_TOLERANCE_ARCSEC
     if not bad.any():
         return LoadCounts(0, 0, 0).conflicts
     sub = frame[bad]
-    where = np.where(names[bad].isin(stored.index), "is stored at",
+    where = np.where(is_stored[names.codes][bad], "is stored at",
                      "is at (its first row in this input)")
     reason = ("source " + sub["name"].astype(str) + " " + where + " ra="
               + pd.Series(ref_ra[bad], index=sub.index).map("{:.7f}".format) + ", dec="
@@ -168,22 +192,24 @@ def _position_conflicts(frame: pd.DataFrame, known: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame({"reason": reason.astype("string")}, index=sub.index)
 
 
-def _source_ids(conn: Connection, sources: pd.DataFrame, known: pd.DataFrame, run_id: int
-                ) -> tuple[pd.Series, int]:
-    """Source id per name of ``sources`` (one row per name); new names are inserted with ids
-    reserved from the identity sequence. Returns (ids by name, number of new sources)."""
-    ids = known.set_index("name")["source_id"].astype("int64")
-    new = sources[~sources["name"].isin(ids.index)]
-    if new.empty:
-        return ids, 0
-    last = conn.execute(text(
-        f"SELECT setval(pg_get_serial_sequence('{SCHEMA}.csc_source', 'source_id'), "
-        f"nextval(pg_get_serial_sequence('{SCHEMA}.csc_source', 'source_id')) + :n - 1)"),
-        {"n": len(new)}).scalar_one()
-    new = new.assign(source_id=range(last - len(new) + 1, last + 1), ingest_run_id=run_id)
-    copy_binary(conn, f"{SCHEMA}.csc_source", new,
-                [("source_id", "int8"), *_typed(SOURCE_COLUMNS), ("ingest_run_id", "int4")])
-    return pd.concat([ids, new.set_index("name")["source_id"]]), len(new)
+def _source_ids(conn: Connection, frame: pd.DataFrame, known: pd.DataFrame, names: _Names,
+                run_id: int) -> tuple[np.ndarray, int]:
+    """Source id per row of ``frame``; names not stored yet are inserted (from their first
+    row) with ids reserved from the identity sequence. Returns (ids, new sources)."""
+    ids = np.full(len(names.unique), -1, np.int64)
+    is_stored = names.stored >= 0
+    ids[is_stored] = known["source_id"].to_numpy("int64")[names.stored[is_stored]]
+    todo = np.flatnonzero(~is_stored)  # in order of first appearance
+    if len(todo):
+        last = conn.execute(text(
+            f"SELECT setval(pg_get_serial_sequence('{SCHEMA}.csc_source', 'source_id'), "
+            f"nextval(pg_get_serial_sequence('{SCHEMA}.csc_source', 'source_id')) + :n - 1)"),
+            {"n": len(todo)}).scalar_one()
+        ids[todo] = np.arange(last - len(todo) + 1, last + 1)
+        new = frame.iloc[names.first[todo]].assign(source_id=ids[todo], ingest_run_id=run_id)
+        copy_binary(conn, f"{SCHEMA}.csc_source", new,
+                    [("source_id", "int8"), *_typed(SOURCE_COLUMNS), ("ingest_run_id", "int4")])
+    return ids[names.codes], len(todo)
 
 
 def _stored_keys(conn: Connection, obsids: pd.Series) -> pd.MultiIndex | None:
@@ -211,18 +237,20 @@ def load_detections(conn: Connection, frame: pd.DataFrame, run_id: int) -> LoadC
     if frame.empty:
         return LoadCounts(0, 0, 0)
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOAD_LOCK_KEY})
-    known = _known_sources(conn, frame["name"].drop_duplicates())
-    conflicts = _position_conflicts(frame, known)
+    known = _known_sources(conn, frame["name"])
+    names = _names(frame, known)
+    conflicts = _position_conflicts(frame, known, names)
     if not conflicts.empty:
         frame = frame[~frame.index.isin(conflicts.index)]
-    ids, new_sources = _source_ids(conn, frame.drop_duplicates("name"), known, run_id)
-    det = frame.assign(source_id=frame["name"].map(ids).astype("int64"))
+        names = _names(frame, known)
+    ids, new_sources = _source_ids(conn, frame, known, names, run_id)
+    det = frame.assign(source_id=ids)
     key = _key_frame(det)
     fresh = ~key.duplicated(keep="first").to_numpy()
     stored = _stored_keys(conn, det["obsid"])
     if stored is not None:
         fresh &= ~pd.MultiIndex.from_frame(key).isin(stored)
-    new = det[fresh].assign(ingest_run_id=int(run_id))
+    new = (det if fresh.all() else det[fresh]).assign(ingest_run_id=int(run_id))
     columns = [("source_id", "int8"), *_typed((*DETECTION_COLUMNS, *DERIVED_COLUMNS)),
                ("ingest_run_id", "int4")]
     copy_binary(conn, f"{SCHEMA}.csc_detection", new, columns)

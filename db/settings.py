@@ -130,6 +130,15 @@ class Settings(BaseSettings):
     # -- schedules (cscat serve) --------------------------------------------------------------
     update_cron: str = "0 3 * * *"
     refit_cron: str = "0 4 * * 0"
+    # -- where the heavy per-partition tasks run (flows.runtime.task_runner) ----------------
+    task_runner: Literal["thread", "dask"] = Field(
+        default="thread", description="thread: in this process; dask: on a Dask cluster "
+                                      "(dask_address, or a local one of dask_workers)")
+    dask_address: str | None = Field(
+        default=None, description="scheduler of an existing Dask cluster, e.g. "
+                                  "tcp://10.0.0.5:8786; unset: a local cluster per flow run")
+    dask_workers: int = Field(default=2, ge=1,
+                              description="worker processes of the local Dask cluster")
 
     @model_validator(mode="after")
     def _families_consistent(self) -> Settings:

@@ -13,7 +13,6 @@ import pandas as pd
 from db.csc_columns import TAP_ALIASES
 from ingest.columns import PARSED, STORED
 from ingest.errors import IngestError
-from ingest.simbad import nearest
 
 log = logging.getLogger(__name__)
 REQUIRED = [c.name for c in STORED if c.required]
@@ -116,7 +115,10 @@ def _load(path: Path, *, as_text: bool = False) -> pd.DataFrame:
             if as_text:
                 problems = _short_rows(path, df)
         elif fmt == "parquet":
-            df = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            # split_blocks: one array per column, no copy into a consolidated 2-D block
+            df = pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
         elif fmt == "votable":
             from astropy.io.votable import parse
 
@@ -198,6 +200,8 @@ def read_simbad_table(path: str | Path) -> pd.DataFrame:
     Accepts common column spellings (angDist, main_type, ...); keeps the nearest match per
     name; names without a match have NA.
     """
+    from ingest.simbad import nearest  # astropy/astroquery: not needed for detection files
+
     path = Path(path)
     df = _load(path)
     cols = {}

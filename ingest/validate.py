@@ -102,9 +102,9 @@ def validate_detections(df: pd.DataFrame) -> Validation:
     rejected["message"] = ("row " + rejected["row"].astype("string") + " ("
                            + rejected["name"] + ", obsid "
                            + shown["obsid"] + "): " + rejected["reason"])
-    good = frame[~bad]
+    good = frame[~bad] if bad.any() else frame  # no copy of a clean frame
     dup = good.duplicated(["name", *DETECTION_KEY], keep="first")
-    good = good[~dup]
+    good = good[~dup] if dup.any() else good
     return Validation(good, rejected[REJECT_COLUMNS].reset_index(drop=True), int(dup.sum()))
 
 

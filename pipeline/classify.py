@@ -229,12 +229,12 @@ def needs_refit(engine: Engine, settings: Settings) -> tuple[bool, str]:
         active = store.active_model(conn, check=False)  # publish validates it before use
         if active is None:
             return True, "no active model"
-        frame = store.detection_features(conn, [])
+        n_now, per_otype = store.detections_per_otype(conn)  # counts, no detection rows
     wanted = model_params(settings)["features"]
     if list((active["params"] or {}).get("features") or []) != wanted:
         return True, f"the active model's features are not the configured {settings.features}"
-    n_now = len(frame)
-    n_lab = int(training_labels(frame["simbad_otype"]).notna().sum()) if n_now else 0
+    labeled = training_labels(pd.Series(per_otype.index, dtype="string")).notna().to_numpy()
+    n_lab = int(per_otype[labeled].sum())
     growth = (n_now - active["n_detections"]) / max(active["n_detections"], 1)
     lab_change = abs(n_lab - active["n_labeled"]) / max(active["n_labeled"], 1)
     if lab_change >= settings.refit_labeled_change:

@@ -9,7 +9,6 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from db.settings import Settings
-from ingest.csc_tap import CscTapClient
 from ingest.errors import IngestError
 from ingest.sample import Sample, generate_sample
 from ingest.sample_source import SampleCsc, SampleSimbad
@@ -30,6 +29,8 @@ def csc_source(settings: Settings, source: str = "tap"):
     if source == "sample":
         return SampleCsc(sample())
     if source == "tap":
+        from ingest.csc_tap import CscTapClient  # pyvo: imported only for the live service
+
         return CscTapClient.from_settings(settings)
     raise ValueError(f"unknown data source {source!r}: expected 'tap' or 'sample'")
 

@@ -74,7 +74,8 @@ def test_benchmark_command_writes_every_figure(tmp_path):
     payload = json.loads(out.read_text())
     figures = {r["figure"] for r in payload["rows"]}
     assert {"fit_time", "predict_proba_time", "reference_d2_time", "predict_proba_throughput",
-            "ingest_parquet_throughput", "ingest_copy_insert_throughput", "full_build",
+            "ingest_parquet_throughput", "ingest_parquet_into_existing_throughput",
+            "ingest_copy_insert_throughput", "full_build",
             "incremental_update", "sql_current_class_of_one_source",
             "sql_class_above_probability", "sql_as_of_version_class_counts",
             "sql_class_changes_between_versions"} <= figures
