@@ -106,7 +106,9 @@ def test_demo_on_a_fresh_data_directory(tmp_path):
     for heading in ("== catalog versions ==", "== current classes", "class changed between",
                     "validation", "== explore =="):
         assert heading in out
-    assert "catalog version 2 (model 1)" in out
+    # epoch 2 reapplies epoch 1's model (the families fit in parallel, so its number varies)
+    models = re.findall(r"^catalog version (\d+) \(model (\d+)\)", out, re.M)
+    assert [v for v, _ in models] == ["1", "2"] and models[0][1] == models[1][1], models
     # the demo ends with the oracle's verdict on every published source result
     assert "== check (every published source result recomputed) ==" in out
     assert re.search(r"check passed: all \d+ current source results", out), out[-2000:]

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +163,21 @@ def _child(request: dict, sample) -> None:
     os._exit(code)
 
 
+class _Plain:
+    """A task or flow as a plain call; ``submit`` runs it at once and returns its value as
+    a resolved future (``.result()``), as the flows use Prefect's futures."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def submit(self, *args, **kwargs):
+        value = self.fn(*args, **kwargs)
+        return types.SimpleNamespace(result=lambda: value)
+
+
 def _without_prefect(sample) -> None:
     """Make ``cscat``'s flows plain functions (their tasks too) and ``--source sample`` the
     small sample: Prefect's start-up (a temporary API server, ~10-30 s per process here)
@@ -171,10 +187,10 @@ def _without_prefect(sample) -> None:
 
     runtime.start_temporary_server = lambda *a, **k: None  # no API server: nothing calls it
     for name in ("ingest_csc_task", "ingest_simbad_task", "needs_refit_task", "refit_task",
-                 "publish_task", "ingest_csc_flow", "ingest_simbad_flow", "refit_flow",
-                 "reclassify_flow", "build_master_flow", "update_catalog_flow",
+                 "refit_family_task", "publish_task", "ingest_csc_flow", "ingest_simbad_flow",
+                 "refit_flow", "reclassify_flow", "build_master_flow", "update_catalog_flow",
                  "ingest_counterparts_task", "ingest_counterparts_flow"):
-        setattr(catalog, name, getattr(catalog, name).fn)
+        setattr(catalog, name, _Plain(getattr(catalog, name).fn))
     catalog.emit_event = lambda **kw: None
     sources.sample = lambda *a, **k: sample
 

@@ -183,8 +183,19 @@ def test_ctrl_c_during_update_stops_promptly(record, catalog, db_url, prefect_ap
     after = _state(catalog)
     assert record("interrupts", "Ctrl-C during update: no new catalog version",
                   after["releases"] == before["releases"], str(after))
-    assert record("interrupts", "Ctrl-C during update: no run left running, no candidate",
-                  after["running"] == 0 and after["candidates"] == 0, str(after))
+    assert record("interrupts", "Ctrl-C during update: no run left running",
+                  after["running"] == 0, str(after))
+    # models fitted before the interrupt (the families fit beside ctl) are complete
+    # candidates, kept for a refit on the same input to reuse (db/leftovers.py); the next
+    # publish resolves every one of them, so none stays candidate
+    from db.settings import get_settings
+    from pipeline import classify
+
+    classify.publish(catalog, get_settings())
+    resolved = _state(catalog)
+    assert record("interrupts", "Ctrl-C during update: its candidates resolved by the next "
+                  "publish", resolved["candidates"] == 0, str({"after": after,
+                                                               "published": resolved}))
     assert held, cmd.output[-3000:]
 
 
