@@ -509,12 +509,14 @@ RELEASE_CHECKS = {
     "a result valid to before it was valid from": """
         SELECT (SELECT count(*) FROM catalog.detection_result WHERE valid_to <= valid_from)
              + (SELECT count(*) FROM catalog.source_result WHERE valid_to <= valid_from)""",
-    "more than one active model":
-        "SELECT greatest(count(*) - 1, 0) FROM catalog.fitted_model WHERE status = 'active'",
+    "more than one active model of a family":
+        "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM catalog.fitted_model "
+        "WHERE status = 'active' GROUP BY family) a",
     "the newest version's model is not the active one": """
         SELECT count(*) FROM (SELECT model_id FROM catalog.release ORDER BY release_id DESC
           LIMIT 1) v WHERE v.model_id IS DISTINCT FROM
-          (SELECT model_id FROM catalog.fitted_model WHERE status = 'active')""",
+          (SELECT model_id FROM catalog.fitted_model WHERE status = 'active'
+           AND family = 'ctl')""",
 }
 
 #: Per-source rows at version :v against the per-detection rows at :v, recomputed in SQL:
