@@ -67,9 +67,12 @@ def refit_family_task(family: str) -> dict:
 
 
 def refit_families(names: list[str]) -> tuple[dict, dict[str, int]]:
-    """Refit ``names`` as parallel Prefect tasks: their results, and the models to promote."""
-    futures = {f: refit_family_task.submit(f) for f in names}
-    fitted = {f: fut.result() for f, fut in futures.items()}
+    """Refit ``names``, one Prefect task each: their results, and the models to promote.
+
+    The tasks run one after another in the flow's own thread: in worker threads a Ctrl-C
+    waited for every running fit to end (the thread pool joins them) before cscat stopped.
+    """
+    fitted = {f: refit_family_task(f) for f in names}
     return fitted, {f: r["model_id"] for f, r in fitted.items() if r["promote"]}
 
 
@@ -120,9 +123,8 @@ def ingest_counterparts_flow(refresh_days: float | None = None, source: str = "t
 def refit_flow(wait: bool = False) -> dict:
     """Fit a model on all current detections and labels; promote it if it validates."""
     with writer(migrated_engine()), update_lock(migrated_engine(), wait):
-        ctl = refit_task.submit()  # beside the other families' refits
+        fitted = refit_task()
         fam, promote_fam = refit_families(families.source_families(get_settings()))
-        fitted = ctl.result()
         promote = fitted["model_id"] if fitted["promote"] else None
         release = publish_task(promote=promote, promote_families=promote_fam) \
             if promote is not None or promote_fam else None
@@ -160,11 +162,10 @@ def update_catalog_flow(until: str | None = None, refit: str = "auto", source: s
                                                 source)
         do_refit, why = (refit == "always", "asked for") if refit != "auto" \
             else needs_refit_task()
-        ctl = refit_task.submit() if do_refit else None
+        fitted = refit_task() if do_refit else None
         names = families.source_families(get_settings()) if do_refit \
             else families.needs_family_refit(migrated_engine(), get_settings())
         fam, promote_fam = refit_families(names)
-        fitted = ctl.result() if ctl is not None else None
         promote = fitted["model_id"] if fitted and fitted["promote"] else None
         release = publish_task(promote=promote, promote_families=promote_fam)
     return {"csc": csc, "simbad": simbad, "counterparts": counterparts, "refit_decision": why,
