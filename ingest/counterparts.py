@@ -9,21 +9,15 @@ probabilities (``ingest.association``) and chooses one per source and catalogue.
 from __future__ import annotations
 
 import io
-import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
-from astropy.table import Table
 
 from ingest.association import associate, ring_density, search_radius, xray_sigma
 from ingest.errors import IngestError
-from ingest.simbad import XMATCH_URL, _XMatch
-
-log = logging.getLogger(__name__)
+from ingest.xmatch import XMATCH_URL, XMatchClient
 
 #: Magnitude / astrometry columns stored per candidate (VizieR units: mag, mas, mas/yr).
 VALUE_COLUMNS = ("g_mag", "bp_mag", "rp_mag", "parallax", "pm", "j_mag", "h_mag", "k_mag",
@@ -165,66 +159,28 @@ def associate_neighbours(sources: pd.DataFrame, neighbours: pd.DataFrame,
     return (pd.concat(cands, ignore_index=True), pd.concat(matches, ignore_index=True))
 
 
-class _VizierXMatch(_XMatch):
-    """Knows that X-Match serves our three VizieR tables: astroquery would otherwise fetch
-    the table list twice per query (a round trip each, before every batch)."""
-
-    def is_table_available(self, table_id) -> bool:  # noqa: D102
-        if isinstance(table_id, str) and table_id in _TABLES:
-            return True
-        return super().is_table_available(table_id)
-
-
-_TABLES = frozenset(c.table for c in CATALOGUES.values())
-
-
-class CounterpartXMatch:
+class CounterpartXMatch(XMatchClient):
     """All Gaia DR3 / 2MASS / AllWISE objects within a radius of sources, via CDS X-Match,
     in batches, with retries (the settings of the SIMBAD crossmatch)."""
 
-    def __init__(self, url: str = XMATCH_URL, *, radius_arcsec: float = 20.0,
-                 batch_size: int = 5_000, retries: int = 3, backoff: float = 5.0,
-                 timeout: float = 300.0, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.url, self.radius = url, radius_arcsec
-        self.batch_size, self.retries, self.backoff = max(1, batch_size), retries, backoff
-        self._sleep = sleep
-        self._xm = _VizierXMatch(url, timeout)
+    known_tables = frozenset(c.table for c in CATALOGUES.values())
+    radius_setting = "counterpart_density_radius_arcsec"
 
-    @classmethod
-    def from_settings(cls, settings, **kw) -> CounterpartXMatch:
-        opts = {"url": settings.xmatch_url} if settings.xmatch_url else {}
-        return cls(**opts, radius_arcsec=settings.counterpart_density_radius_arcsec,
-                   timeout=settings.xmatch_timeout_s, retries=settings.xmatch_attempts - 1,
-                   **kw)
+    def __init__(self, url: str = XMATCH_URL, *, radius_arcsec: float = 20.0,
+                 batch_size: int = 5_000, **kw) -> None:
+        super().__init__(url, radius_arcsec=radius_arcsec, batch_size=batch_size, **kw)
 
     def _query(self, cat: Catalogue, batch: pd.DataFrame, what: str) -> pd.DataFrame:
-        table = Table({"cscat_name": batch["name"].astype(str).to_numpy(),
-                       "cscat_ra": batch["ra"].to_numpy(float),
-                       "cscat_dec": batch["dec"].to_numpy(float)})
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
-            log.info("asking X-Match %s for %s objects near %s (timeout %g s, attempt %d of "
-                     "%d)", self.url, cat.table, what, self._xm.TIMEOUT, attempt + 1,
-                     self.retries + 1)
-            try:
-                # CSV, and only the columns used: astropy's VOTable reader parses BINARY2
-                # row by row (16 s for 45,000 Gaia rows; pandas reads the CSV in 0.1 s)
-                resp = self._xm.query_async(
-                    cat1=table, cat2=cat.table, max_distance=self.radius * u.arcsec,
-                    colRA1="cscat_ra", colDec1="cscat_dec", cache=False,
-                    RESPONSEFORMAT="csv", cols2=",".join(cat.columns()))
-                res = pd.read_csv(io.BytesIO(resp.content),
-                                  dtype={"cscat_name": str, cat.id_col: str})
-                break
-            except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
-                last = exc
-                log.warning("X-Match %s %s failed (attempt %d): %s", cat.table, what,
-                            attempt + 1, exc)
-        else:
-            raise IngestError(f"counterpart X-Match {self.url} ({cat.table}): {what} failed "
-                              f"after {self.retries + 1} attempts; last error: {last}") from last
+        def read_csv(resp) -> pd.DataFrame:
+            return pd.read_csv(io.BytesIO(resp.content),
+                               dtype={"cscat_name": str, cat.id_col: str})
+
+        # CSV, and only the columns used: astropy's VOTable reader parses BINARY2 row by
+        # row (16 s for 45,000 Gaia rows; pandas reads the CSV in 0.1 s)
+        res = self.ask(batch, cat.table, read_csv,
+                       label=f"counterpart X-Match {self.url} ({cat.table})",
+                       asking=f"{cat.table} objects near {what}", what=what,
+                       RESPONSEFORMAT="csv", cols2=",".join(cat.columns()))
         cols = set(res.columns)
         need = {"angDist", "cscat_name", cat.id_col, cat.ra_col, cat.dec_col,
                 *cat.values.values()}
@@ -250,10 +206,8 @@ class CounterpartXMatch:
         total = len(src) * len(CATALOGUES)
         done = 0
         for cat in CATALOGUES.values():
-            for start in range(0, len(src), self.batch_size):
-                batch = src.iloc[start:start + self.batch_size]
-                frames.append(self._query(cat, batch,
-                                          f"sources {start}..{start + len(batch) - 1}"))
+            for batch, what in self.batches(src):
+                frames.append(self._query(cat, batch, what))
                 done += len(batch)
                 if on_progress is not None:
                     on_progress(done, total)
