@@ -31,6 +31,7 @@ from db import catalog_store as store
 from db.settings import Settings
 from pipeline import families
 from pipeline.errors import RefitError
+from pipeline.promotion import promotion
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +151,9 @@ def _reuse_candidate(engine: Engine, params: dict, digest: str, X: pd.DataFrame,
     left = model.predict(X)["reason"].dropna().astype(str).value_counts()
     v = row["validation"] or {}
     agg_acc = v.get("aggregated", {}).get("accuracy")
-    old = ((active or {}).get("validation") or {}).get("aggregated", {}).get("accuracy")
-    if _share_reason(left, len(X), settings) is not None or (
-            old is not None and agg_acc is not None
-            and agg_acc < old - settings.promotion_tolerance):
+    promote, _ = promotion(agg_acc, active, settings.promotion_tolerance,
+                           refused=_share_reason(left, len(X), settings))
+    if not promote:
         return None  # the settings changed since: decide afresh
     log.info("reusing model %d: fitted on this input before its publish was cut short",
              row["model_id"])
@@ -197,18 +197,8 @@ def refit(engine: Engine, settings: Settings) -> RefitResult:
         raise RefitError(f"refit with features {settings.features} failed: {e}") from None
     left = unclassifiable(model)
     agg_acc = report["aggregated"]["accuracy"]
-    promote, reason = True, "first model"
-    refused = _share_reason(left, len(X), settings)
-    if refused is not None:
-        promote, reason = False, refused
-    elif active is not None:
-        old = (active["validation"] or {}).get("aggregated", {}).get("accuracy")
-        if old is not None and agg_acc is not None and agg_acc < old - settings.promotion_tolerance:
-            promote, reason = False, (f"aggregated accuracy {agg_acc:.3f} is worse than the "
-                                      f"active model's {old:.3f} by more than "
-                                      f"{settings.promotion_tolerance}")
-        else:
-            reason = f"aggregated accuracy {agg_acc:.3f} (active model: {old})"
+    promote, reason = promotion(agg_acc, active, settings.promotion_tolerance,
+                                refused=_share_reason(left, len(X), settings))
     with engine.begin() as conn:
         model_id = store.store_model(
             conn, model=model.to_dict(), params=params, validation=report,

@@ -29,6 +29,7 @@ from classifier.validation import _scores, calibration
 from db import family_store as fstore
 from db.settings import Settings
 from pipeline.errors import RefitError
+from pipeline.promotion import promotion
 
 log = logging.getLogger(__name__)
 
@@ -178,20 +179,12 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
     _, reasons = model.feature_set_.build(X)
     n_left = int((reasons != None).sum())  # noqa: E711
     agg = report["aggregated"]["accuracy"]
-    promote, reason = True, "first model of the family"
-    if n_left > settings.max_unclassifiable_share * len(X):
-        promote, reason = False, (f"{n_left:,} of {len(X):,} sources ({n_left / len(X):.1%}) "
-                                  f"cannot be classified by {family}, more than "
-                                  f"max_unclassifiable_share = "
-                                  f"{settings.max_unclassifiable_share:g}")
-    elif active is not None:
-        old = (active["validation"] or {}).get("aggregated", {}).get("accuracy")
-        if old is not None and agg is not None and agg < old - settings.promotion_tolerance:
-            promote, reason = False, (f"aggregated accuracy {agg:.3f} is worse than the "
-                                      f"active {family} model's {old:.3f} by more than "
-                                      f"{settings.promotion_tolerance}")
-        else:
-            reason = f"aggregated accuracy {agg:.3f} (active {family} model: {old})"
+    refused = (f"{n_left:,} of {len(X):,} sources ({n_left / len(X):.1%}) cannot be "
+               f"classified by {family}, more than max_unclassifiable_share = "
+               f"{settings.max_unclassifiable_share:g}"
+               if n_left > settings.max_unclassifiable_share * len(X) else None)
+    promote, reason = promotion(agg, active, settings.promotion_tolerance, refused=refused,
+                                what=f"{family} model", first="first model of the family")
     blob = save(model)
     summary = {"family": family, "classes": list(model.classes_),
                "feature_set": model.feature_set, "features": list(model.features_),
