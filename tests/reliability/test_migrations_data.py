@@ -1,7 +1,8 @@
 """Migrations lose nothing: a populated catalog survives downgrade/upgrade and repeated upgrades.
 
-The catalog is built by running the pipeline on a generated sample in two epochs (ingest,
-SIMBAD, refit, publish; new observations and a SIMBAD snapshot with changed types; publish).
+The catalog is the one the previous release builds (``tests.release_catalog``: its own code
+runs the pipeline on a generated sample in two epochs: ingest, SIMBAD, refit, publish; new
+observations and a SIMBAD snapshot with changed types; publish), upgraded to head.
 Its digest is one md5 per table and view of schema ``catalog`` (every row, as text, in a
 total order) plus every as-of version and ``class_changes`` between consecutive versions.
 """
@@ -15,16 +16,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from db import migrate
 from db.settings import Settings
-from ingest.sample import generate_sample
-from ingest.sample_source import SampleCsc, SampleSimbad
-from pipeline import classify, ingest
+from pipeline import classify
+from tests.release_catalog import build_release_catalog
 
 AREA = "migrations"
 PROJECT = Path(__file__).resolve().parents[2]
+#: the newest migration: the catalog is built by the release before it
+MIGRATION = "db/migrations/versions/0009_family_results.py"
 
 
 def digest(engine) -> dict[str, str]:
@@ -51,27 +53,25 @@ def differing(a: dict[str, str], b: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def populated(engine):
-    """The two-epoch catalog of the sample, and its digest."""
-    sample = generate_sample(900, seed=21)
-    settings = Settings(n_components=6, random_state=42)
-    ingest.ingest_csc(engine, SampleCsc(sample), until="2014-12-31")
-    ingest.ingest_simbad(engine, SampleSimbad(sample, 1), refresh_days=None)
-    fitted = classify.refit(engine, settings)
-    assert classify.publish(engine, settings, promote=fitted.model_id) is not None
-    ingest.ingest_csc(engine, SampleCsc(sample))
-    ingest.ingest_simbad(engine, SampleSimbad(sample, 2), refresh_days=0)
-    assert classify.publish(engine, settings) is not None
+def populated(pg_server, tmp_path_factory):
+    """The previous release's two-epoch catalog upgraded to head: (settings it was built
+    with, digest, engine, URL)."""
+    url, _ = build_release_catalog(pg_server, tmp_path_factory.mktemp("release"), MIGRATION,
+                                   "t_reliability_migrations_data")
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    settings = Settings(n_components=6, random_state=42)  # as tests.release_catalog builds
     before = digest(engine)
     with engine.connect() as conn:
         n_adopted = conn.execute(text(
             "SELECT count(adopted_class) FROM catalog.source_class")).scalar_one()
     assert n_adopted > 0 and len([k for k in before if k.startswith("source_class_as_of")]) == 2
-    return settings, before
+    yield settings, before, engine, url
+    engine.dispose()
 
 
-def test_downgrade_to_0001_and_upgrade_loses_nothing(engine, populated, record):
-    settings, before = populated
+def test_downgrade_to_0001_and_upgrade_loses_nothing(populated, record):
+    settings, before, engine, _ = populated
     migrate.downgrade(engine, "0001")
     assert migrate.current_revision(engine) == "0001"
     migrate.upgrade(engine)
@@ -84,8 +84,8 @@ def test_downgrade_to_0001_and_upgrade_loses_nothing(engine, populated, record):
     assert record(AREA, "after the round trip, master finds the catalog current", held)
 
 
-def test_db_upgrade_twice_loses_nothing(engine, populated, db_url, record):
-    _, before = populated
+def test_db_upgrade_twice_loses_nothing(populated, record):
+    _, before, engine, db_url = populated
     env = {**os.environ, "CSCAT_DATABASE_URL": db_url, "PYTHONPATH": str(PROJECT)}
     outs = [subprocess.run([sys.executable, "-m", "cscat", "db", "upgrade"], env=env,
                            capture_output=True, text=True, timeout=300, cwd=PROJECT)
@@ -96,11 +96,11 @@ def test_db_upgrade_twice_loses_nothing(engine, populated, db_url, record):
                   ok and not lost, ", ".join(lost) or outs[-1].stderr[-200:]), (lost, outs)
 
 
-def test_upgrade_without_a_stash_rebuilds_current_results(engine, populated, record):
+def test_upgrade_without_a_stash_rebuilds_current_results(populated, record):
     """A catalog whose 0002 columns were lost (the stash gone, as in a database migrated
     down by an older cscat) gets them rebuilt from its data: the current per-source catalog
     comes back equal."""
-    _, before = populated
+    _, before, engine, _ = populated
     migrate.downgrade(engine, "0001")
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE catalog._migration_0002_source_result"))
