@@ -90,6 +90,23 @@ def engine(db_url: str) -> Engine:
     return dbe.get_engine()
 
 
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> Iterator[Path]:
+    """Prefect's test harness (a temporary API server) with cscat's Prefect settings, for
+    this module's database; its ``PREFECT_HOME``."""
+    home = tmp_path_factory.mktemp("prefect")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_HOME", str(home))
+        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        from flows.runtime import configure_prefect
+
+        configure_prefect()
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=120):
+            yield home
+
+
 def publish_first_version(engine: Engine, sample, settings, until: str | None = None):
     """Epoch 1 of ``sample`` as ``cscat update`` builds it: ingest (observations up to
     ``until``), SIMBAD, refit, publish with the new model promoted; the release summary."""

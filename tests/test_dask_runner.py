@@ -12,20 +12,11 @@ from tests.conftest import publish_first_version
 
 
 @pytest.fixture(scope="module")
-def prefect_flows(tmp_path_factory, db_url):
-    home = tmp_path_factory.mktemp("prefect")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_HOME", str(home))
-        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        from flows.runtime import configure_prefect
+def prefect_flows(prefect_server):
+    """``flows.partitions``, run against the module's temporary Prefect server."""
+    from flows import partitions
 
-        configure_prefect()
-        from prefect.testing.utilities import prefect_test_harness
-
-        with prefect_test_harness(server_startup_timeout=120):
-            from flows import partitions
-
-            yield partitions
+    return partitions
 
 
 def test_dask_cluster_gives_the_in_process_results(prefect_flows, engine):

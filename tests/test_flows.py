@@ -15,21 +15,11 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def prefect(tmp_path_factory, db_url):
-    """Prefect's test harness (a temporary API server) with cscat's Prefect settings."""
-    home = tmp_path_factory.mktemp("prefect")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_HOME", str(home))
-        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        from flows.runtime import configure_prefect
+def prefect(prefect_server):
+    """``flows.catalog``, run against the module's temporary Prefect server."""
+    from flows import catalog
 
-        configure_prefect()
-        from prefect.testing.utilities import prefect_test_harness
-
-        with prefect_test_harness(server_startup_timeout=120):
-            from flows import catalog
-
-            yield catalog
+    return catalog
 
 
 def scalar(engine, sql: str):
