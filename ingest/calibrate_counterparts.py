@@ -13,7 +13,6 @@ each class. Run::
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from statistics import NormalDist
@@ -21,7 +20,10 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "muwclass_td"
+from ingest.calibrate_io import SHARED_DATA, run
+from ingest.calibrate_io import sig as _sig
+
+DEFAULT_DIR = SHARED_DATA / "muwclass_td"
 OUT = Path(__file__).with_name("counterpart_stats.json")
 FORMAT = "cscat.counterpart_stats/1"
 
@@ -49,10 +51,6 @@ def _normal_scores(v: pd.Series) -> pd.Series:
     ok = v.dropna()
     inv = np.vectorize(NormalDist().inv_cdf)
     return pd.Series(inv(ok.rank(method="average") / (len(ok) + 1)), index=ok.index)
-
-
-def _sig(a, digits: int = 5) -> list:
-    return np.vectorize(lambda x: float(f"{x:.{digits}g}"))(np.asarray(a, float)).tolist()
 
 
 def class_stats(df: pd.DataFrame) -> dict:
@@ -92,13 +90,7 @@ def calibrate(folder: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[1]) if len(argv) > 1 else DEFAULT_DIR
-    if not (folder / "td_multiwavelength.csv").exists():
-        print(f"{folder} not found; keeping {OUT}", file=sys.stderr)
-        return 1
-    OUT.write_text(json.dumps(calibrate(folder), separators=(",", ":")) + "\n")
-    print(f"wrote {OUT}")
-    return 0
+    return run(argv, DEFAULT_DIR, calibrate, OUT, probe="td_multiwavelength.csv")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ spectral fits) beyond pairwise correlations. Run::
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from statistics import NormalDist
@@ -21,9 +20,10 @@ import numpy as np
 import pandas as pd
 from sklearn.mixture import GaussianMixture
 
-#: ``../shared/data`` beside the project (never copied into it).
-DEFAULT_CSV = (Path(__file__).resolve().parents[1].parent / "shared" / "data"
-               / "csc21_sources_simbad.csv")
+from ingest.calibrate_io import SHARED_DATA, run
+from ingest.calibrate_io import sig as _sig
+
+DEFAULT_CSV = SHARED_DATA / "csc21_sources_simbad.csv"
 OUT = Path(__file__).with_name("sample_stats.json")
 FORMAT = "cscat.sample_stats/2"
 
@@ -64,12 +64,6 @@ def _normal_scores(a: np.ndarray) -> np.ndarray:
     return inv(ranks / (len(a) + 1))
 
 
-def _sig(a: np.ndarray, digits: int = 5) -> list:
-    """Rounded to ``digits`` significant digits (keeps the JSON small)."""
-    a = np.asarray(a, dtype="float64")
-    return np.vectorize(lambda v: float(f"{v:.{digits}g}"))(a).tolist()
-
-
 def class_stats(df: pd.DataFrame, seed: int = 0) -> dict:
     """Count, per-feature quantiles and the normal-score mixture of one class."""
     a = _warp(df[list(FEATURES)])
@@ -105,13 +99,7 @@ def calibrate(csv: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    csv = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
-    if not csv.exists():
-        print(f"{csv} not found; keeping {OUT}", file=sys.stderr)
-        return 1
-    OUT.write_text(json.dumps(calibrate(csv), separators=(",", ":")) + "\n")
-    print(f"wrote {OUT}")
-    return 0
+    return run(argv, DEFAULT_CSV, calibrate, OUT)
 
 
 if __name__ == "__main__":
