@@ -92,11 +92,6 @@ _CSC_PREFIX: dict[str, tuple[str | None, str]] = {
 }
 _BANDS = {"b": "broad (0.5-7 keV)", "h": "hard (2-7 keV)", "m": "medium (1.2-2 keV)",
           "s": "soft (0.5-1.2 keV)"}
-_CSC_DOC_FIXES = {
-    # db.csc_columns documents flux_aper_b as a photon flux; CSC 2.1's flux_aper_b is the
-    # energy flux (photflux_aper_b is the photon flux).
-    "flux_aper_b": "aperture-corrected net energy flux, broad band (CSC flux_aper_b)",
-}
 
 
 def _csc_doc(name: str, doc: str) -> ColumnDoc:
@@ -106,7 +101,7 @@ def _csc_doc(name: str, doc: str) -> ColumnDoc:
         side, word = _LIMITS[lim]
         return D(f"{side} confidence limit of {base} ({_origin(name)})", parent.unit,
                  f"{parent.ucd.split(';')[0]};{word}")
-    text = _CSC_DOC_FIXES.get(name, doc)
+    text = doc
     if name in _CSC:
         unit, ucd = _CSC[name]
     else:
@@ -117,7 +112,7 @@ def _csc_doc(name: str, doc: str) -> ColumnDoc:
         band = name.rpartition("_")[2]
         if band in _BANDS and prefix != "hard_":
             text = f"{text}, {_BANDS[band]} band"
-    for unit_text in (", deg", ", arcmin", ", keV", ", 1e20 cm^-2"):
+    for unit_text in (", deg", ", arcmin", ", keV", ", 1e20 cm^-2", ", erg s^-1 cm^-2"):
         text = text.replace(unit_text, "")
     return D(f"{text} ({_origin(name)})" if "(CSC" not in text else text, unit, ucd)
 

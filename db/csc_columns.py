@@ -70,7 +70,9 @@ DETECTION_COLUMNS: tuple[Column, ...] = (
     Column("theta", "double", valid=NON_NEGATIVE, doc="off-axis angle, arcmin"),
     Column("flux_significance_b", "double", valid=NON_NEGATIVE, doc="broad-band S/N"),
     Column("likelihood", "double", valid=NON_NEGATIVE, doc="detection log-likelihood"),
-    *_with_limits("flux_aper_b", valid=NON_NEGATIVE, doc="broad aperture photon flux"),
+    # CSC's flux_aper_b is the energy flux (photflux_aper_b the photon flux; migration 0011)
+    *_with_limits("flux_aper_b", valid=NON_NEGATIVE,
+                  doc="aperture-corrected net energy flux, broad band, erg s^-1 cm^-2"),
     *_with_limits("hard_hm", valid=HARDNESS, doc="hard-medium hardness ratio"),
     *_with_limits("hard_hs", valid=HARDNESS, doc="hard-soft hardness ratio"),
     *_with_limits("hard_ms", valid=HARDNESS, doc="medium-soft hardness ratio"),
