@@ -212,6 +212,12 @@ def status(args: argparse.Namespace) -> None:
     print(f"schema:    {current}" + ("" if current == head else f" (newest is {head})"))
     counts = queries.table_counts(engine)
     print(aligned_table(["table", "rows"], [(f"catalog.{t}", n) for t, n in counts.items()]))
+    print("\nper family (current per-source results):")
+    print(aligned_table(["family", "active model", "sources", "classified"],
+                        queries.family_counts(engine), numeric=[False, True, True, True]))
+    print("\ncounterparts (catalog.counterpart_match):")
+    print(aligned_table(["catalogue", "sources matched", "with a counterpart"],
+                        queries.counterpart_counts(engine), numeric=[False, True, True]))
 
 
 def check(args: argparse.Namespace) -> int:

@@ -525,4 +525,5 @@ class CoarseClass(Base):
 #: Tables whose row counts ``cscat status`` shows.
 MAIN_TABLES = ("csc_source", "csc_detection", "observation", "simbad_match", "fitted_model",
                "release", "detection_result", "source_result", "family_source_result", "ingest_run",
-               "rejected_row")
+               "rejected_row", "counterpart_candidate", "counterpart_match",
+               "counterpart_match_history")

@@ -113,6 +113,36 @@ def table_counts(engine: Engine) -> dict[str, int | None]:
     return counts
 
 
+_FAMILY_COUNTS = f"""
+WITH cur AS (
+    SELECT model_id, master_class AS class FROM {SCHEMA}.source_result WHERE valid_to IS NULL
+    UNION ALL
+    SELECT model_id, predicted_class FROM {SCHEMA}.family_source_result WHERE valid_to IS NULL),
+per AS (SELECT m.family, count(*) AS results, count(cur.class) AS classified
+        FROM cur JOIN {SCHEMA}.fitted_model m USING (model_id) GROUP BY m.family),
+active AS (SELECT family, max(model_id) AS model_id FROM {SCHEMA}.fitted_model
+           WHERE status = 'active' GROUP BY family)
+SELECT family, active.model_id, coalesce(per.results, 0), coalesce(per.classified, 0)
+FROM per FULL JOIN active USING (family)
+ORDER BY family <> 'ctl', family"""
+
+
+def family_counts(engine: Engine) -> list[tuple[str, int | None, int, int]]:
+    """Per classifier family: (family, active model id or None, sources with a current
+    result, of which with a class), ctl first; families with neither are not listed."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(_FAMILY_COUNTS))]
+
+
+def counterpart_counts(engine: Engine) -> list[tuple[str, int, int]]:
+    """Per counterpart catalogue: (catalogue, sources matched against it, of which with a
+    chosen counterpart)."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            f"SELECT catalogue, count(*), count(cp_id) FROM {SCHEMA}.counterpart_match "
+            "GROUP BY catalogue ORDER BY catalogue"))]
+
+
 def server_version(engine: Engine) -> str:
     with engine.connect() as conn:
         return conn.execute(text("SHOW server_version")).scalar_one()
