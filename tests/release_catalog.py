@@ -12,8 +12,10 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import create_database
@@ -52,19 +54,43 @@ def previous_release(migration: str) -> str:
     return f"{out.stdout.strip()}^" if out.stdout.strip() else "HEAD"
 
 
+#: (server port, release commit) -> (database the release built, its revision): a session
+#: builds each release's catalog once; every caller gets a copy of it (CREATE DATABASE ...
+#: TEMPLATE), since the migration tests change theirs.
+_BUILT: dict[tuple[int, str], tuple[str, str]] = {}
+
+
+def _wait_unused(pg_server, database: str, timeout_s: float = 30.0) -> None:
+    with psycopg.connect(pg_server.url(database="postgres"), autocommit=True) as conn:
+        deadline = time.monotonic() + timeout_s
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                           (database,)).fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
 def build_release_catalog(pg_server, tree: Path, migration: str, database: str
                           ) -> tuple[str, str]:
     """(database URL, alembic revision) of a catalog the release before ``migration`` built
-    on a fresh database ``database``; ``tree`` receives that release's files."""
-    archive = subprocess.run(["git", "archive", "--format=tar", previous_release(migration)],
-                             cwd=PROJECT, capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tree, filter="data")
-    assert not (tree / migration).exists()
-    url = create_database(pg_server, database, template=None)
-    env = {**os.environ, "CSCAT_DATABASE_URL": url, "PYTHONPATH": str(tree),
-           "CSCAT_CONFIG": str(tree / "no-config.toml")}
-    out = subprocess.run([sys.executable, "-c", BUILD], cwd=tree, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return url, out.stdout.strip().splitlines()[-1]
+    on a fresh database, copied to ``database``; ``tree`` receives that release's files
+    (on the first call for that release in this session)."""
+    release = previous_release(migration)
+    commit = subprocess.run(["git", "rev-parse", release], cwd=PROJECT, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    key = (pg_server.port, commit)
+    if key not in _BUILT:
+        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=PROJECT,
+                                 capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
+        assert not (tree / migration).exists()
+        built = f"t_release_{commit[:12]}"
+        url = create_database(pg_server, built, template=None)
+        env = {**os.environ, "CSCAT_DATABASE_URL": url, "PYTHONPATH": str(tree),
+               "CSCAT_CONFIG": str(tree / "no-config.toml")}
+        out = subprocess.run([sys.executable, "-c", BUILD], cwd=tree, env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+        _wait_unused(pg_server, built)  # a template must have no sessions left
+        _BUILT[key] = (built, out.stdout.strip().splitlines()[-1])
+    built, revision = _BUILT[key]
+    return create_database(pg_server, database, template=built), revision
