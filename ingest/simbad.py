@@ -27,6 +27,8 @@ def nearest(matches: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
 class SimbadXMatch(XMatchClient):
     """Crossmatch (name, ra, dec) with SIMBAD through X-Match, in batches, with retries."""
 
+    radius_setting = "simbad_radius_arcsec"
+
     def __init__(self, url: str = XMATCH_URL, *, radius_arcsec: float = 1.0,
                  batch_size: int = 10_000, **kw) -> None:
         super().__init__(url, radius_arcsec=radius_arcsec, batch_size=batch_size, **kw)

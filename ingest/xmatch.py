@@ -64,8 +64,8 @@ class XMatchClient:
 
     #: tables the endpoint is known to serve (no table-list round trip for them)
     known_tables: frozenset[str] = frozenset()
-    #: the ``db.settings.Settings`` field that gives ``radius_arcsec``
-    radius_setting: str = "simbad_radius_arcsec"
+    #: the ``db.settings.Settings`` field that gives ``radius_arcsec`` (set by subclasses)
+    radius_setting: str
 
     def __init__(self, url: str = XMATCH_URL, *, radius_arcsec: float, batch_size: int,
                  retries: int = 3, backoff: float = 5.0, timeout: float = 300.0,
