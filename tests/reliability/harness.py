@@ -34,7 +34,7 @@ EPOCH1 = "2014-12-31"
 CHUNK_OBSIDS = 25
 #: Sources per committed chunk of the counterpart step (``pipeline.counterparts``'s is
 #: 20 000: one chunk for the small sample; here several, each a kill point).
-CHUNK_COUNTERPART_SOURCES = 60
+CHUNK_COUNTERPART_SOURCES = 100
 
 #: The commands a run is made of, as ``cscat update`` runs them (flows/catalog.py's
 #: update_catalog_flow without Prefect): each holds the update lock from start to end.
