@@ -12,9 +12,17 @@ times as many cases; the ``soak`` fixture gives N (1 in CI).
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +83,62 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("reliability figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+# -- one real Prefect server for the session, started in the background -------------------
+#: The server's process, home and API URL once started (by :func:`pytest_collection_finish`).
+_PREFECT: dict = {}
+PREFECT_START_S = 180.0
+
+
+def _start_prefect() -> None:
+    """Start ``prefect server start`` without waiting for it: it comes up (10-30 s of CPU
+    on this machine) while the tests before the first that needs it run."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tempfile.mkdtemp(prefix="cscat-rel-prefect-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=home, PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_UI_ENABLED="false")
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port",
+                             str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    _PREFECT.update(proc=proc, home=home, url=f"http://127.0.0.1:{port}/api")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any("prefect_api" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_prefect()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    proc = _PREFECT.pop("proc", None)
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+    if "home" in _PREFECT:
+        shutil.rmtree(_PREFECT.pop("home"), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """The API URL of the session's real Prefect server (one for every command that runs
+    flows under Prefect, instead of a temporary server per command or module)."""
+    import httpx
+
+    if "proc" not in _PREFECT:
+        _start_prefect()
+    proc, url = _PREFECT["proc"], _PREFECT["url"]
+    deadline = time.monotonic() + PREFECT_START_S
+    while True:
+        assert proc.poll() is None, "the Prefect server ended at start"
+        assert time.monotonic() < deadline, f"no Prefect server in {PREFECT_START_S:.0f} s"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    yield url

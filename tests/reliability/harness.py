@@ -32,6 +32,9 @@ CHILD_APP = "cscat-reliability-child"
 EPOCH1 = "2014-12-31"
 #: ObsIDs per ingest chunk (small: an ingest commits several chunks, each a kill point).
 CHUNK_OBSIDS = 25
+#: Sources per committed chunk of the counterpart step (``pipeline.counterparts``'s is
+#: 20 000: one chunk for the small sample; here several, each a kill point).
+CHUNK_COUNTERPART_SOURCES = 100
 
 #: The commands a run is made of, as ``cscat update`` runs them (flows/catalog.py's
 #: update_catalog_flow without Prefect): each holds the update lock from start to end.
@@ -52,6 +55,10 @@ WRAPPED = {
     "ingest.record_observations": ("db.ingest_store", "record_observations"),
     "ingest.finish_run": ("db.ingest_store", "finish_run"),
     "simbad.upsert": ("db.ingest_store", "upsert_simbad"),
+    "counterparts.sources": ("db.counterpart_store", "sources_for_counterparts"),
+    "counterparts.neighbours": ("ingest.sample_counterparts.SampleCounterparts", "neighbours"),
+    "counterparts.associate": ("pipeline.counterparts", "associate_neighbours"),
+    "counterparts.store": ("db.counterpart_store", "store_counterparts"),
     "refit.fit": ("classifier.ClusterThenLabel", "fit"),
     "refit.validate": ("pipeline.classify", "validate"),
     "refit.store_model": ("db.catalog_store", "store_model"),
@@ -117,8 +124,9 @@ def run_command(engine, sample, name: str) -> dict:
     from db import catalog_store as store
     from db.leftovers import writer
     from db.settings import Settings
+    from ingest.sample_counterparts import SampleCounterparts
     from ingest.sample_source import SampleCsc, SampleSimbad
-    from pipeline import classify, ingest
+    from pipeline import classify, counterparts, ingest
 
     spec = COMMANDS[name]
     settings = Settings(n_components=6, random_state=42,
@@ -129,6 +137,9 @@ def run_command(engine, sample, name: str) -> dict:
         out["csc"] = ingest.ingest_csc(engine, csc, until=spec["until"]).new_detections
         ingest.ingest_simbad(engine, SampleSimbad(sample, spec["simbad_epoch"]),
                              refresh_days=spec["refresh_days"])
+        cps = SampleCounterparts(sample, settings.counterpart_density_radius_arcsec)
+        out["counterparts"] = counterparts.ingest_counterparts(
+            engine, cps, settings, refresh_days=settings.counterpart_refresh_days).counterparts
         do_refit = spec["refit"] == "auto" and classify.needs_refit(engine, settings)[0]
         fitted = classify.refit(engine, settings) if do_refit else None
         promote = fitted.model_id if fitted and fitted.promote else None
@@ -313,10 +324,16 @@ def serve() -> None:
     from sqlalchemy import create_engine  # noqa: F401
 
     import pipeline.classify  # noqa: F401 - import everything once, before forking
+    import pipeline.counterparts
     import pipeline.ingest  # noqa: F401
+
+    pipeline.counterparts.CHUNK_SOURCES = CHUNK_COUNTERPART_SOURCES
     from ingest.sample import generate_sample
 
     sample = generate_sample(int(sys.argv[2]), seed=int(sys.argv[3]))
+    from ingest.sample_counterparts import sample_counterparts
+
+    sample_counterparts(sample)  # cached on the sample: drawn once, not in every child
     if sys.argv[4:5] == ["cli"]:
         from flows.runtime import configure_prefect
 
@@ -354,8 +371,8 @@ def serve() -> None:
         _answer(answer)
 
 
-#: The phases of a run a kill point belongs to, in order (counterparts: not built yet).
-PHASES = ("ingest", "simbad", "refit", "publish")
+#: The phases of a run a kill point belongs to, in order.
+PHASES = ("ingest", "simbad", "counterparts", "refit", "publish")
 
 
 def phase_of_hits(trace: list[str]) -> list[tuple[str, int, str]]:
@@ -688,18 +705,27 @@ def leftovers(engine) -> list[str]:
 #: sequences (a rolled-back transaction consumes values), ids of the runs that wrote a row,
 #: and the model's input digest (a hash of detection ids). Timestamps are left out by type.
 VOLATILE_COLUMNS = {"detection_id", "source_id", "ingest_run_id", "model_id", "run_id",
-                    "classification_run_id", "flow_run_id", "input_digest"}
+                    "classification_run_id", "flow_run_id", "input_digest", "history_id"}
 #: Keys of jsonb columns that hold such ids.
 VOLATILE_JSON_KEYS = ["promoted_model"]
+#: Tables digested besides the views: what the counterpart step writes and no view shows
+#: whole (the ``counterpart`` view shows the candidates; the chosen match per catalogue and
+#: its history are tables only). Rows are named by their source's name (source_id is a
+#: surrogate key).
+DIGEST_TABLES = ("counterpart_candidate", "counterpart_match", "counterpart_match_history")
 
 
 def _view_columns(conn) -> dict[str, list[tuple[str, str]]]:
-    from sqlalchemy import text
+    """Columns of every view in ``catalog`` and of :data:`DIGEST_TABLES`."""
+    from sqlalchemy import bindparam, text
 
     rows = conn.execute(text("""
         SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c
-        JOIN information_schema.views v USING (table_schema, table_name)
-        WHERE c.table_schema = 'catalog' ORDER BY c.table_name, c.ordinal_position"""))
+        LEFT JOIN information_schema.views v USING (table_schema, table_name)
+        WHERE c.table_schema = 'catalog'
+          AND (v.table_name IS NOT NULL OR c.table_name IN :tables)
+        ORDER BY c.table_name, c.ordinal_position""").bindparams(
+        bindparam("tables", expanding=True)), {"tables": list(DIGEST_TABLES)})
     out: dict[str, list[tuple[str, str]]] = {}
     for view, col, typ in rows:
         out.setdefault(view, []).append((col, typ))
@@ -708,28 +734,31 @@ def _view_columns(conn) -> dict[str, list[tuple[str, str]]]:
 
 def _view_rows_sql(conn, view: str, cols: list[tuple[str, str]]) -> str:
     """SELECT of the comparable columns of ``view`` as one text per row (identifiers come
-    from the server's own catalog and are quoted)."""
+    from the server's own catalog and are quoted; a digested table's rows carry their
+    source's name instead of its surrogate id)."""
     q = conn.dialect.identifier_preparer.quote
-    exprs = []
+    exprs = ["s.name"] if view in DIGEST_TABLES else []
     for col, typ in cols:
         if col in VOLATILE_COLUMNS or typ.startswith(("timestamp", "date", "time")):
             continue
-        e = q(col)
+        e = f"t.{q(col)}"
         if typ == "jsonb":
             e = f"({e} - ARRAY[{', '.join(repr(k) for k in VOLATILE_JSON_KEYS)}]::text[])"
         exprs.append(e)
-    return f"SELECT ROW({', '.join(exprs)})::text AS x FROM catalog.{q(view)}"
+    join = " JOIN catalog.csc_source s USING (source_id)" if view in DIGEST_TABLES else ""
+    return f"SELECT ROW({', '.join(exprs)})::text AS x FROM catalog.{q(view)} t{join}"
 
 
 def catalog_digest(engine) -> dict[str, tuple[int, str]]:
-    """Row count and md5 of the sorted rows of every view in schema ``catalog``."""
+    """Row count and md5 of the sorted rows of every view in schema ``catalog`` and of
+    :data:`DIGEST_TABLES`."""
     from sqlalchemy import text
 
     out = {}
     with engine.connect() as conn:
         for view, cols in _view_columns(conn).items():
             sql = (f"SELECT count(*), md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) "
-                   f"FROM ({_view_rows_sql(conn, view, cols)}) t")
+                   f"FROM ({_view_rows_sql(conn, view, cols)}) r")
             n, h = conn.execute(text(sql)).one()
             out[view] = (int(n), h)
     return out

@@ -3,24 +3,22 @@ nothing half-done and say so in one line; what a killed process leaves (ingest r
 ``running``, models ``candidate``, its temporary Prefect server) does not outlive it; a lost
 database connection is reported as such, not as the advisory-unlock failure after it.
 
-The CLI runs as a subprocess, as a user runs it. Most cases share one real Prefect server
-(``PREFECT_API_URL``) so that a command starts in seconds; one case runs without it, to see
-cscat's own temporary server die with a killed command.
+The CLI runs as a subprocess, as a user runs it. Most cases share the session's real
+Prefect server (``prefect_api`` in conftest.py, ``PREFECT_API_URL``) so that a command
+starts in seconds; one case runs without it, to see cscat's own temporary server die with a
+killed command.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import psycopg
 import pytest
@@ -38,43 +36,10 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 PROMPT_S, EXIT_S = 10.0, 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory) -> Iterator[str]:
-    """One real Prefect server for the module's commands (bounded start)."""
-    home = tmp_path_factory.mktemp("prefect_home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_UI_ENABLED="false")
-    port = _free_port()
-    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port",
-                             str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "no Prefect server"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        yield url
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -346,6 +311,9 @@ def test_a_failing_service_is_one_line_without_traceback(record, catalog, db_url
         fake.fail(status=503, times=None, prefix="/tap")
         env = _env(db_url, tmp_path, prefect_api)
         env["CSCAT_CSC_TAP_URL"] = fake.tap_url
+        # two attempts (one backoff of 2 s) instead of five (2+4+8+16 s of sleeping): the
+        # retries are bounded either way, and what is checked is what the user is told
+        env["CSCAT_CSC_TAP_ATTEMPTS"] = "2"
         cmd = Command(["ingest", "csc"], env)
         code = cmd.finish(timeout=300)
     last = cmd.output.strip().splitlines()[-1]

@@ -9,11 +9,9 @@ total order) plus every as-of version and ``class_changes`` between consecutive 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import harness
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
@@ -84,16 +82,18 @@ def test_downgrade_to_0001_and_upgrade_loses_nothing(populated, record):
     assert record(AREA, "after the round trip, master finds the catalog current", held)
 
 
-def test_db_upgrade_twice_loses_nothing(populated, record):
+def test_db_upgrade_twice_loses_nothing(populated, record, tmp_path):
+    """`cscat db upgrade` twice, each through ``cscat.cli.main`` in a process of its own
+    (forked by the suite's fork server: the pipeline is imported once per session)."""
     _, before, engine, db_url = populated
-    env = {**os.environ, "CSCAT_DATABASE_URL": db_url, "PYTHONPATH": str(PROJECT)}
-    outs = [subprocess.run([sys.executable, "-m", "cscat", "db", "upgrade"], env=env,
-                           capture_output=True, text=True, timeout=300, cwd=PROJECT)
+    server = harness.shared_server(tmp_path)
+    outs = [server.jobs([{"kind": "cli", "argv": ["db", "upgrade"], "db_url": db_url}])[0]
             for _ in range(2)]
-    ok = all(o.returncode == 0 and o.stdout.startswith("schema at ") for o in outs)
+    ok = all(o["exit_code"] == 0 and o.get("out", "").startswith("schema at ") for o in outs)
     lost = differing(before, digest(engine))
     assert record(AREA, "cscat db upgrade twice: every table and view equal",
-                  ok and not lost, ", ".join(lost) or outs[-1].stderr[-200:]), (lost, outs)
+                  ok and not lost, ", ".join(lost) or outs[-1].get("err", "")[-200:]), \
+        (lost, outs)
 
 
 def test_upgrade_without_a_stash_rebuilds_current_results(populated, record):

@@ -215,8 +215,9 @@ def test_overflowing_probabilities_get_a_reason(catalog, record):
     assert record(AREA, "non-finite probabilities always have a reason", held)
 
 
-def test_cli_says_one_line(catalog, engine, db_url, record):
-    """`cscat reclassify --model N` with a tampered model: one `cscat: error:` line, exit 2."""
+def test_cli_says_one_line(catalog, engine, db_url, record, prefect_api):
+    """`cscat reclassify --model N` with a tampered model: one `cscat: error:` line, exit 2
+    (its flow runs under the session's real Prefect server: no temporary one to start)."""
     _, active = catalog
     tampered, _ = tamperings(active["model"])["SQL in a feature name"]
     with engine.begin() as conn:
@@ -225,8 +226,7 @@ def test_cli_says_one_line(catalog, engine, db_url, record):
                                      input_digest="tampered", note="cli")
     before = state(engine)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(CSCAT_DATABASE_URL=db_url, PYTHONPATH=str(PROJECT),
-               PREFECT_HOME=str(Path(os.environ.get("TMPDIR", "/tmp")) / f"pf-{os.getpid()}"))
+    env.update(CSCAT_DATABASE_URL=db_url, PYTHONPATH=str(PROJECT), PREFECT_API_URL=prefect_api)
     run = subprocess.run([sys.executable, "-m", "cscat", "reclassify", "--model", str(model_id)],
                          env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT)
     err = [line for line in run.stderr.splitlines() if line.startswith("cscat: error:")]
