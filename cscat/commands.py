@@ -46,10 +46,11 @@ def __getattr__(name: str):
     from db.embedded import EmbeddedServerError
     from db.settings import ConfigError
     from ingest.errors import IngestError
-    from pipeline.errors import RefitError
+    from pipeline.errors import PublishError, RefitError
 
     return (dbe.DatabaseError, EmbeddedServerError, queries.QueryError, CatalogBusy,
-            IngestError, ModelRefused, UnknownFeature, RefitError, ConfigError, CliError)
+            IngestError, ModelRefused, UnknownFeature, RefitError, ConfigError, CliError,
+            PublishError)
 
 #: Loggers whose INFO records are the progress of long steps (chunks, rows, fitting, …).
 PROGRESS_LOGGERS = ("pipeline", "ingest", "db")

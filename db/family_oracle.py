@@ -48,6 +48,8 @@ class FamilyCheck:
     n_results: dict[str, int] = field(default_factory=dict)
     n_consensus: int = 0
     problems: list[str] = field(default_factory=list)
+    #: per family: the recomputed class per source (the stored one where pending)
+    classes: dict[str, pd.Series] = field(default_factory=dict)
 
 
 def _diff(ids, names, column, stored, expected) -> pd.DataFrame:
@@ -251,7 +253,7 @@ def check_families(engine: Engine, settings: Settings) -> FamilyCheck:
     # a counterpart change ingested but not yet published: pending for the families using
     # counterparts (and for the consensus), as a SIMBAD change is for ctl
     cp_pending = data["cp_pending"]
-    rows, n, problems = [], {}, []
+    rows, n, problems, recomputed = [], {}, [], {}
     classes = pd.DataFrame(index=feats.index)
     ctl = data["ctl"].set_index("source_id")["master_class"]
     classes["ctl"] = ctl.reindex(feats.index)
@@ -266,6 +268,9 @@ def check_families(engine: Engine, settings: Settings) -> FamilyCheck:
         rows += found
         n[family] = int((data["stored"].family == family).sum())
         classes[family] = exp
+        st_f = data["stored"][data["stored"].family == family].set_index("source_id")
+        recomputed[family] = pd.concat([exp, st_f["predicted_class"].astype(object).drop(
+            index=exp.index, errors="ignore")])
     stale = set(data["stored"].family) - set(n)
     if stale:
         problems.append(f"current results of families not enabled or without an active "
@@ -295,4 +300,4 @@ def check_families(engine: Engine, settings: Settings) -> FamilyCheck:
             rows.append(_diff(idx, names.reindex(idx), f"consensus.{c}", sv[bad], ev[bad]))
     diff = (pd.concat(rows, ignore_index=True) if rows else
             pd.DataFrame(columns=["source_id", "name", "column", "stored", "expected"]))
-    return FamilyCheck(diff, n, len(st), problems)
+    return FamilyCheck(diff, n, len(st), problems, recomputed)

@@ -284,3 +284,38 @@ def take_counterpart_changes(conn: Connection) -> list[int]:
     return list(conn.execute(text(
         f"WITH queued AS (DELETE FROM {SCHEMA}.counterpart_change RETURNING source_id) "
         "SELECT DISTINCT source_id FROM queued ORDER BY 1")).scalars())
+
+
+# -- the primary family (catalog.source_class's adopted class) -----------------------------
+def current_classes(conn: Connection, family: str, source_ids: Sequence[int]) -> pd.Series:
+    """The current class of ``family`` per source of ``source_ids`` (index source_id; NULL
+    where it cannot classify; sources without a result are absent)."""
+    rows = conn.execute(text(
+        f"SELECT source_id, predicted_class FROM {SCHEMA}.family_source_result "
+        "WHERE family = :f AND valid_to IS NULL AND source_id = ANY(CAST(:ids AS bigint[]))"),
+        {"f": family, "ids": [int(i) for i in np.unique(np.asarray(source_ids, np.int64))]}
+    ).all()
+    return pd.Series([r[1] for r in rows], index=pd.Index([int(r[0]) for r in rows],
+                                                          name="source_id"), dtype="object")
+
+
+def changed_in_release(conn: Connection, family: str, release_id: int) -> list[int]:
+    """Sources whose ``family`` result was (re)written by ``release_id``."""
+    return list(conn.execute(text(
+        f"SELECT source_id FROM {SCHEMA}.family_source_result WHERE family = :f "
+        "AND valid_from = :rel ORDER BY 1"), {"f": family, "rel": int(release_id)}).scalars())
+
+
+def previous_primary_family(conn: Connection, release_id: int) -> str | None:
+    """The primary family of the latest finished release before ``release_id`` (``ctl`` for
+    releases from before the setting was recorded; None when there is none)."""
+    row = conn.execute(text(
+        f"SELECT coalesce(counts->>'primary_family', 'ctl') FROM {SCHEMA}.release "
+        "WHERE release_id < :rel AND counts IS NOT NULL ORDER BY release_id DESC LIMIT 1"),
+        {"rel": int(release_id)}).one_or_none()
+    return row[0] if row else None
+
+
+def all_sources(conn: Connection) -> list[int]:
+    return list(conn.execute(text(f"SELECT source_id FROM {SCHEMA}.csc_source ORDER BY 1"))
+                .scalars())

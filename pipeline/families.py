@@ -289,6 +289,44 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
     return out
 
 
+def primary_sources(conn: Connection, settings: Settings, release_id: int,
+                    affected) -> list[int]:
+    """The sources whose ``source_class`` to rebuild in ``release_id``: ``affected``, and
+    with a primary family other than ctl also those whose class of that family this release
+    rewrote; every source when the primary family differs from the previous release's."""
+    out = {int(s) for s in affected}
+    _check_primary(conn, settings)
+    previous = fstore.previous_primary_family(conn, release_id)
+    if previous is not None and previous != settings.primary_family:
+        return fstore.all_sources(conn)
+    if settings.primary_family != "ctl":
+        out |= set(fstore.changed_in_release(conn, settings.primary_family, release_id))
+    return sorted(out)
+
+
+def primary_classes(conn: Connection, settings: Settings, source_ids) -> pd.Series | None:
+    """Class of the primary family per source (None: ctl's soft vote is adopted)."""
+    if settings.primary_family == "ctl":
+        return None
+    return fstore.current_classes(conn, settings.primary_family, source_ids)
+
+
+def _check_primary(conn: Connection, settings: Settings) -> None:
+    """PublishError when the primary family's active model has classes outside the
+    catalog's (a family trained on another label set cannot be adopted)."""
+    from classifier.taxonomy import CLASSES
+    from pipeline.errors import PublishError
+
+    family = settings.primary_family
+    active = None if family == "ctl" else fstore.active_family_model(conn, family)
+    if active is not None and not set(active["taxonomy"] or []) <= set(CLASSES):
+        raise PublishError(
+            f"primary_family = {family!r}: its active model {active['model_id']} has classes "
+            f"{sorted(set(active['taxonomy']) - set(CLASSES))} that are not the catalog's "
+            f"classes ({', '.join(CLASSES)}); set primary_family to one of the families "
+            f"trained on them ({', '.join(settings.families)})")
+
+
 def _uses_counterparts(row: dict) -> bool:
     """Does the stored model ``row`` read counterpart features (by its feature set)?"""
     from classifier.families.features import feature_set
