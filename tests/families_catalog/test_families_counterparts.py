@@ -68,20 +68,15 @@ def muwclass_inputs(engine) -> pd.DataFrame:
 
 
 def chosen_values(engine) -> pd.DataFrame:
-    """Independently: every source's chosen counterparts from the public view (values) and
-    the candidate table (errors), as feature columns."""
-    view = q(engine, "SELECT name, catalogue, " + ", ".join(sorted({c for _, c in NAMES}))
-                     + " FROM catalog.counterpart WHERE chosen")
-    err = q(engine, "SELECT s.name, c.catalogue, c.e_g_mag, c.e_bp_mag, c.e_rp_mag, "
-                    "c.e_j_mag, c.e_h_mag, c.e_k_mag, c.e_w1_mag, c.e_w2_mag, c.e_w3_mag "
-                    "FROM catalog.counterpart_candidate c JOIN catalog.csc_source s "
-                    "USING (source_id) WHERE c.chosen")
+    """Independently: every source's chosen counterparts from the public view, as feature
+    columns."""
+    view = q(engine, "SELECT * FROM catalog.counterpart WHERE chosen")
     out = {}
     for (cat, col), feat in NAMES.items():
-        v = view[view["catalogue"] == cat].set_index("name")[col]
-        out[feat] = v
+        v = view[view["catalogue"] == cat].set_index("name")
+        out[feat] = v[col]
         if col.endswith("_mag"):
-            out["e_" + feat] = err[err["catalogue"] == cat].set_index("name")["e_" + col]
+            out["e_" + feat] = v["e_" + col]
     return pd.DataFrame(out)
 
 
