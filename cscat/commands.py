@@ -299,7 +299,9 @@ def _print_ingest(summary: dict) -> None:
         print(f"  counterparts: {c.get('sources', 0)} sources matched, "
               f"{c.get('candidates', 0)} candidates, {c.get('chosen', 0)} chosen; matches "
               f"{c.get('new', 0)} new, {c.get('changed', 0)} changed, "
-              f"{c.get('unchanged', 0)} unchanged")
+              f"{c.get('unchanged', 0)} unchanged"
+              + (f"; {c['queued']} sources queued for the families using counterparts"
+                 if c.get("queued") else ""))
     if summary.get("labels"):
         lab = summary["labels"]
         classes = ", ".join(f"{k} {v}" for k, v in sorted(lab.get("classes", {}).items(),

@@ -43,7 +43,8 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
 
     Returns counts: ``sources``, ``candidates``, ``chosen``, ``new``, ``changed``,
     ``unchanged`` (matches by source and catalogue; changed: another chosen counterpart,
-    or one where there was none, or none where there was one).
+    or one where there was none, or none where there was one), ``queued`` (sources queued in
+    ``counterpart_change``: their chosen counterpart or its values changed).
     """
     conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.stage_cp_match")
     conn.exec_driver_sql(
@@ -71,7 +72,7 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
     # queue the sources whose chosen counterpart (or its values) changes, in this
     # transaction: the next publish reclassifies them with the families using counterpart
     # features (catalog.counterpart_change; a publish running now does not see them)
-    conn.execute(text(f"""
+    queued = conn.execute(text(f"""
         INSERT INTO {SCHEMA}.counterpart_change (source_id, ingest_run_id)
         SELECT DISTINCT st.source_id, CAST(:run AS integer) FROM pg_temp.stage_cp_match st
         LEFT JOIN {SCHEMA}.counterpart_match m
@@ -84,7 +85,7 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
           ON n.name = st.name AND n.catalogue = st.catalogue AND n.cp_id = st.cp_id
         WHERE m.cp_id IS DISTINCT FROM st.cp_id
            OR ({", ".join("o." + v for v in COUNTERPART_VALUES)}) IS DISTINCT FROM
-              ({", ".join("n." + v for v in COUNTERPART_VALUES)})"""), params)
+              ({", ".join("n." + v for v in COUNTERPART_VALUES)})"""), params).rowcount
     counts = dict(conn.execute(text(f"""
         SELECT count(DISTINCT st.source_id) AS sources,
                count(*) FILTER (WHERE m.source_id IS NULL) AS new,
@@ -135,4 +136,5 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_cp_cand")
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_cp_match")
     counts["candidates"] = n_cand
+    counts["queued"] = queued
     return {k: int(v) for k, v in counts.items()}

@@ -150,6 +150,7 @@ def test_a_changed_counterpart_is_reclassified_by_the_families_using_counterpart
     queued = set(q(engine, "SELECT source_id FROM catalog.counterpart_change")["source_id"])
     hist = set(q(engine, "SELECT source_id FROM catalog.counterpart_match_history")["source_id"])
     assert set(m["source_id"]) <= queued and queued == hist  # the changed sources, only
+    assert cp.counterparts["queued"] == len(queued)
     pend = oracle.check(engine, SETTINGS)  # ingested, not yet published: pending, not wrong
     assert pend.ok, oracle.format_differences(pend)
     release = classify.publish(engine, SETTINGS)
