@@ -46,10 +46,11 @@ def __getattr__(name: str):
     from db.embedded import EmbeddedServerError
     from db.settings import ConfigError
     from ingest.errors import IngestError
-    from pipeline.errors import RefitError
+    from pipeline.errors import PublishError, RefitError
 
     return (dbe.DatabaseError, EmbeddedServerError, queries.QueryError, CatalogBusy,
-            IngestError, ModelRefused, UnknownFeature, RefitError, ConfigError, CliError)
+            IngestError, ModelRefused, UnknownFeature, RefitError, ConfigError, CliError,
+            PublishError)
 
 #: Loggers whose INFO records are the progress of long steps (chunks, rows, fitting, …).
 PROGRESS_LOGGERS = ("pipeline", "ingest", "db")
@@ -304,7 +305,9 @@ def _print_ingest(summary: dict) -> None:
         print(f"  counterparts: {c.get('sources', 0)} sources matched, "
               f"{c.get('candidates', 0)} candidates, {c.get('chosen', 0)} chosen; matches "
               f"{c.get('new', 0)} new, {c.get('changed', 0)} changed, "
-              f"{c.get('unchanged', 0)} unchanged")
+              f"{c.get('unchanged', 0)} unchanged"
+              + (f"; {c['queued']} sources queued for the families using counterparts"
+                 if c.get("queued") else ""))
     if summary.get("labels"):
         lab = summary["labels"]
         classes = ", ".join(f"{k} {v}" for k, v in sorted(lab.get("classes", {}).items(),

@@ -277,6 +277,10 @@ COUNTERPART: dict[str, ColumnDoc] = {
     "w3_mag": D("AllWISE W3 (12 um) magnitude", "mag", "phot.mag;em.IR.8-15um"),
     "fetched_at": D("when the candidates were fetched from CDS X-Match (UTC)", None,
                     "time.processing"),
+    **{f"e_{b}_mag": D(f"1-sigma error of {name}", "mag", "stat.error;phot.mag")
+       for b, name in (("g", "g_mag"), ("bp", "bp_mag"), ("rp", "rp_mag"), ("j", "j_mag"),
+                       ("h", "h_mag"), ("k", "k_mag"), ("w1", "w1_mag"), ("w2", "w2_mag"),
+                       ("w3", "w3_mag"))},
 }
 
 TRAINING_LABEL: dict[str, ColumnDoc] = {

@@ -9,7 +9,11 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from db.load import copy_frame
-from db.models import COUNTERPART_CATALOGUES, COUNTERPART_VALUES, SCHEMA
+from db.models import COUNTERPART_CATALOGUES, COUNTERPART_ERRORS, SCHEMA
+from db.models import COUNTERPART_VALUES as _VALUES
+
+#: Value columns of a candidate: magnitudes, astrometry and the magnitudes' errors.
+COUNTERPART_VALUES = _VALUES + COUNTERPART_ERRORS
 
 CANDIDATE_COLUMNS = ("name", "catalogue", "cp_id", "ra", "dec", "separation_arcsec",
                      "sigma_arcsec", "p_any", "p_i", "chosen", *COUNTERPART_VALUES)
@@ -39,7 +43,8 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
 
     Returns counts: ``sources``, ``candidates``, ``chosen``, ``new``, ``changed``,
     ``unchanged`` (matches by source and catalogue; changed: another chosen counterpart,
-    or one where there was none, or none where there was one).
+    or one where there was none, or none where there was one), ``queued`` (sources queued in
+    ``counterpart_change``: their chosen counterpart or its values changed).
     """
     conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.stage_cp_match")
     conn.exec_driver_sql(
@@ -52,7 +57,35 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
                       f"FROM {SCHEMA}.csc_source s WHERE s.name = st.name"))
     conn.exec_driver_sql("DELETE FROM pg_temp.stage_cp_match WHERE source_id IS NULL")
     conn.exec_driver_sql("ANALYZE pg_temp.stage_cp_match")  # plans for its real size
+    cand = candidates.reindex(columns=list(CANDIDATE_COLUMNS))
+    conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.stage_cp_cand")
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE stage_cp_cand (name text, catalogue text, cp_id text, "
+        "ra double precision, dec double precision, separation_arcsec double precision, "
+        "sigma_arcsec double precision, p_any double precision, p_i double precision, "
+        "chosen boolean, " + ", ".join(f"{c} double precision" for c in COUNTERPART_VALUES)
+        + ") ON COMMIT DROP")
+    copy_frame(conn, "pg_temp.stage_cp_cand", cand, list(CANDIDATE_COLUMNS))
+    conn.exec_driver_sql("ANALYZE pg_temp.stage_cp_cand")
     params = {"run": run_id, "at": fetched_at}
+    vals = ", ".join(COUNTERPART_VALUES)  # fixed identifiers from db.models
+    # queue the sources whose chosen counterpart (or its values) changes, in this
+    # transaction: the next publish reclassifies them with the families using counterpart
+    # features (catalog.counterpart_change; a publish running now does not see them)
+    queued = conn.execute(text(f"""
+        INSERT INTO {SCHEMA}.counterpart_change (source_id, ingest_run_id)
+        SELECT DISTINCT st.source_id, CAST(:run AS integer) FROM pg_temp.stage_cp_match st
+        LEFT JOIN {SCHEMA}.counterpart_match m
+          ON m.source_id = st.source_id AND m.catalogue = st.catalogue
+        LEFT JOIN {SCHEMA}.counterpart_candidate o ON o.source_id = st.source_id
+          AND o.catalogue = st.catalogue AND o.cp_id = m.cp_id
+        LEFT JOIN (SELECT DISTINCT ON (name, catalogue, cp_id) name, catalogue, cp_id, {vals}
+          FROM pg_temp.stage_cp_cand WHERE chosen
+          ORDER BY name, catalogue, cp_id, separation_arcsec) n
+          ON n.name = st.name AND n.catalogue = st.catalogue AND n.cp_id = st.cp_id
+        WHERE m.cp_id IS DISTINCT FROM st.cp_id
+           OR ({", ".join("o." + v for v in COUNTERPART_VALUES)}) IS DISTINCT FROM
+              ({", ".join("n." + v for v in COUNTERPART_VALUES)})"""), params).rowcount
     counts = dict(conn.execute(text(f"""
         SELECT count(DISTINCT st.source_id) AS sources,
                count(*) FILTER (WHERE m.source_id IS NULL) AS new,
@@ -88,17 +121,7 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
     conn.execute(text(f"""
         DELETE FROM {SCHEMA}.counterpart_candidate c USING pg_temp.stage_cp_match st
         WHERE c.source_id = st.source_id AND c.catalogue = st.catalogue"""))
-    cand = candidates.reindex(columns=list(CANDIDATE_COLUMNS))
-    conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.stage_cp_cand")
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE stage_cp_cand (name text, catalogue text, cp_id text, "
-        "ra double precision, dec double precision, separation_arcsec double precision, "
-        "sigma_arcsec double precision, p_any double precision, p_i double precision, "
-        "chosen boolean, " + ", ".join(f"{c} double precision" for c in COUNTERPART_VALUES)
-        + ") ON COMMIT DROP")
-    copy_frame(conn, "pg_temp.stage_cp_cand", cand, list(CANDIDATE_COLUMNS))
-    conn.exec_driver_sql("ANALYZE pg_temp.stage_cp_cand")
-    value_cols = ", ".join(COUNTERPART_VALUES)  # fixed identifiers from db.models
+    value_cols = vals
     n_cand = conn.execute(text(f"""
         INSERT INTO {SCHEMA}.counterpart_candidate
             (source_id, catalogue, cp_id, ra, dec, separation_arcsec, sigma_arcsec, p_any,
@@ -113,4 +136,5 @@ def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.D
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_cp_cand")
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_cp_match")
     counts["candidates"] = n_cand
+    counts["queued"] = queued
     return {k: int(v) for k, v in counts.items()}

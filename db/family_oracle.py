@@ -29,6 +29,17 @@ RULES = {"hard_hm": "mean", "hard_ms": "mean", "hard_hs": "mean", "bb_kt": "mean
          "powlaw_gamma": "mean", "var_prob_b": "max", "var_prob_h": "max", "var_prob_s": "max",
          "var_ratio_b": "mean", "var_ratio_h": "mean", "var_ratio_s": "mean"}
 FAMILY_COLUMNS = ["ctl_class", "muwclass_class", "claxboi_class", "gbm_class"]
+#: The chosen counterpart's values as the feature sets name them (README, "Every family in
+#: the catalog"): catalogue -> {stored column: feature column}.
+COUNTERPART_RULES = {
+    "gaia": {"g_mag": "gaia_g", "bp_mag": "gaia_bp", "rp_mag": "gaia_rp",
+             "e_g_mag": "e_gaia_g", "e_bp_mag": "e_gaia_bp", "e_rp_mag": "e_gaia_rp",
+             "parallax": "gaia_plx", "pm": "gaia_pm"},
+    "2mass": {"j_mag": "tmass_j", "h_mag": "tmass_h", "k_mag": "tmass_k",
+              "e_j_mag": "e_tmass_j", "e_h_mag": "e_tmass_h", "e_k_mag": "e_tmass_k"},
+    "allwise": {"w1_mag": "wise_w1", "w2_mag": "wise_w2", "w3_mag": "wise_w3",
+                "e_w1_mag": "e_wise_w1", "e_w2_mag": "e_wise_w2", "e_w3_mag": "e_wise_w3"},
+}
 
 
 @dataclass
@@ -37,6 +48,8 @@ class FamilyCheck:
     n_results: dict[str, int] = field(default_factory=dict)
     n_consensus: int = 0
     problems: list[str] = field(default_factory=list)
+    #: per family: the recomputed class per source (the stored one where pending)
+    classes: dict[str, pd.Series] = field(default_factory=dict)
 
 
 def _diff(ids, names, column, stored, expected) -> pd.DataFrame:
@@ -80,6 +93,19 @@ def source_features(det: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def counterpart_features(match: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
+    """Per source with a chosen counterpart: its values under :data:`COUNTERPART_RULES`
+    (``match``: source_id, catalogue, cp_id; ``cand``: the candidates' rows)."""
+    chosen = match.dropna(subset=["cp_id"]).merge(cand, on=["source_id", "catalogue", "cp_id"])
+    parts = []
+    for cat, rules in COUNTERPART_RULES.items():
+        part = chosen[chosen["catalogue"] == cat].set_index("source_id")[list(rules)]
+        parts.append(part.rename(columns=rules).astype("float64"))
+    cols = [c for r in COUNTERPART_RULES.values() for c in r.values()]
+    return pd.concat(parts, axis=1).reindex(columns=cols) if parts else \
+        pd.DataFrame(columns=cols)
+
+
 def _read(engine: Engine) -> dict:
     with engine.connect() as conn:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -89,6 +115,13 @@ def _read(engine: Engine) -> dict:
             f"d.detection_id AND r.valid_to IS NULL))::int AS unpublished "
             f"FROM {SCHEMA}.csc_detection d"))
         src = read_frame(conn, f"SELECT source_id, name FROM {SCHEMA}.csc_source")
+        cp_match = read_frame(conn, f"SELECT source_id, catalogue, cp_id "
+                                    f"FROM {SCHEMA}.counterpart_match")
+        values = sorted({c for r in COUNTERPART_RULES.values() for c in r})
+        cp_cand = read_frame(conn, f"SELECT source_id, catalogue, cp_id, {', '.join(values)} "
+                                   f"FROM {SCHEMA}.counterpart_candidate")
+        cp_pending = set(conn.execute(text(
+            f"SELECT DISTINCT source_id FROM {SCHEMA}.counterpart_change")).scalars())
         models = pd.read_sql_query(text(
             f"SELECT model_id, family, taxonomy, model_bytes FROM {SCHEMA}.fitted_model "
             "WHERE status = 'active' AND family <> 'ctl'"), conn)
@@ -101,12 +134,15 @@ def _read(engine: Engine) -> dict:
             "WHERE valid_to IS NULL"), conn)
         consensus = pd.read_sql_query(text(f"SELECT * FROM {SCHEMA}.source_consensus"), conn)
     return {"det": det, "src": src, "models": models, "stored": stored, "ctl": ctl,
-            "consensus": consensus}
+            "consensus": consensus, "cp": counterpart_features(cp_match, cp_cand),
+            "cp_pending": cp_pending}
 
 
 def _check_family(family: str, row, feats: pd.DataFrame, stored: pd.DataFrame,
-                  names: pd.Series, pending: set) -> tuple[list[pd.DataFrame], pd.Series]:
-    """Differences of one family, and its recomputed class per source."""
+                  names: pd.Series, pending: set, cp_pending: set = frozenset()
+                  ) -> tuple[list[pd.DataFrame], pd.Series]:
+    """Differences of one family, and its recomputed class per source (``cp_pending``:
+    pending too when the family reads counterpart features)."""
     from threadpoolctl import threadpool_limits
 
     from classifier import load
@@ -114,6 +150,8 @@ def _check_family(family: str, row, feats: pd.DataFrame, stored: pd.DataFrame,
     model = load(bytes(row.model_bytes))
     classes = list(model.classes_)
     inputs = model.required_columns()
+    if set(inputs) & {c for r in COUNTERPART_RULES.values() for c in r.values()}:
+        pending = pending | cp_pending
     out = []
     st = stored[stored.family == family].set_index("source_id")
     want = feats.index.difference(list(pending))
@@ -211,7 +249,11 @@ def check_families(engine: Engine, settings: Settings) -> FamilyCheck:
                                                  "expected"]))
     pending = set(det.loc[det["unpublished"].to_numpy() == 1, "source_id"].astype(int))
     feats = source_features(det.drop(columns="unpublished"))
-    rows, n, problems = [], {}, []
+    feats = feats.join(data["cp"].reindex(feats.index))
+    # a counterpart change ingested but not yet published: pending for the families using
+    # counterparts (and for the consensus), as a SIMBAD change is for ctl
+    cp_pending = data["cp_pending"]
+    rows, n, problems, recomputed = [], {}, [], {}
     classes = pd.DataFrame(index=feats.index)
     ctl = data["ctl"].set_index("source_id")["master_class"]
     classes["ctl"] = ctl.reindex(feats.index)
@@ -222,16 +264,20 @@ def check_families(engine: Engine, settings: Settings) -> FamilyCheck:
                 problems.append(f"{family} has current results but no active model")
             continue
         found, exp = _check_family(family, models.loc[family], feats, data["stored"], names,
-                                   pending)
+                                   pending, cp_pending)
         rows += found
         n[family] = int((data["stored"].family == family).sum())
         classes[family] = exp
+        st_f = data["stored"][data["stored"].family == family].set_index("source_id")
+        recomputed[family] = pd.concat([exp, st_f["predicted_class"].astype(object).drop(
+            index=exp.index, errors="ignore")])
     stale = set(data["stored"].family) - set(n)
     if stale:
         problems.append(f"current results of families not enabled or without an active "
                         f"model: {sorted(stale)}")
     # a source with detections not yet published keeps its published results (and its
     # consensus row) until the next publish: it is checked then, on both sides alike
+    pending = pending | cp_pending
     classes = classes.drop(index=list(pending & set(classes.index)))
     exp = expected_consensus(classes)
     st = data["consensus"].set_index("source_id")
@@ -254,4 +300,4 @@ def check_families(engine: Engine, settings: Settings) -> FamilyCheck:
             rows.append(_diff(idx, names.reindex(idx), f"consensus.{c}", sv[bad], ev[bad]))
     diff = (pd.concat(rows, ignore_index=True) if rows else
             pd.DataFrame(columns=["source_id", "name", "column", "stored", "expected"]))
-    return FamilyCheck(diff, n, len(st), problems)
+    return FamilyCheck(diff, n, len(st), problems, recomputed)

@@ -4,11 +4,11 @@ versioned per-source results (``catalog.family_source_result``).
 Per-source features are built here from the stored detections (X-ray only today):
 :data:`SOURCE_FEATURES` names each per-source column and how the source's detections are
 aggregated (mean of hardness ratios and spectral fits, maximum of variability probabilities,
-mean of variability ratios; NULL values are left out). *Seam for multiwavelength
-counterparts*: when counterparts are stored (helper ``cpart``), their magnitudes join here
-as further per-source columns (``gaia_g``, ``tmass_j``, ``wise_w1``, ... as named in
-``classifier.families.features``); families whose feature set needs them then get them with
-no other change.
+mean of variability ratios; NULL values are left out). The chosen counterpart of each
+catalogue (``counterpart_match.cp_id`` and its ``counterpart_candidate`` row) joins as the
+further columns of :data:`COUNTERPART_FEATURES` (``gaia_g``, ``e_gaia_g``, ``gaia_plx``,
+``tmass_j``, ``wise_w1``, ... as named in ``classifier.families.features``); no counterpart:
+NULL (NaN), as is normal.
 
 Result rows are history, as ``source_result``'s: valid from the release that wrote them
 until the release that superseded them, written in the caller's transaction.
@@ -39,6 +39,38 @@ SOURCE_FEATURES: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 _AGGS = {"avg", "max"}
 
+#: Per-source counterpart feature -> (catalogue, counterpart_candidate column): the chosen
+#: counterpart's values. Fixed identifiers; SQL is built from these strings only.
+COUNTERPART_FEATURES: dict[str, tuple[str, str]] = {
+    **{f"{p}gaia_{b}": ("gaia", f"{p}{b}_mag") for b in ("g", "bp", "rp") for p in ("", "e_")},
+    "gaia_plx": ("gaia", "parallax"), "gaia_pm": ("gaia", "pm"),
+    **{f"{p}tmass_{b}": ("2mass", f"{p}{b}_mag") for b in "jhk" for p in ("", "e_")},
+    **{f"{p}wise_{b}": ("allwise", f"{p}{b}_mag") for b in ("w1", "w2", "w3")
+       for p in ("", "e_")},
+}
+_CP_ALIAS = {"gaia": "cg", "2mass": "ct", "allwise": "cw"}
+
+
+def uses_counterparts(columns: Sequence[str]) -> bool:
+    """Does a family reading ``columns`` use counterpart features?"""
+    return any(c in COUNTERPART_FEATURES for c in columns)
+
+
+def _counterpart_sql() -> tuple[str, str]:
+    """(select list, joins) of the chosen counterparts' values per source ``f``."""
+    sel, joins = [], []
+    for cat, a in _CP_ALIAS.items():
+        joins.append(
+            f"LEFT JOIN {SCHEMA}.counterpart_match m{a} ON m{a}.source_id = f.source_id "
+            f"AND m{a}.catalogue = '{cat}' LEFT JOIN {SCHEMA}.counterpart_candidate {a} "
+            f"ON {a}.source_id = f.source_id AND {a}.catalogue = '{cat}' "
+            f"AND {a}.cp_id = m{a}.cp_id ")
+    for name, (cat, col) in COUNTERPART_FEATURES.items():
+        if not name.isidentifier() or not col.isidentifier():
+            raise ValueError(f"bad counterpart feature {name!r}")
+        sel.append(f'{_CP_ALIAS[cat]}."{col}" AS "{name}"')
+    return ", " + ", ".join(sel), "".join(joins)
+
 
 def _want(conn: Connection, source_ids: Sequence[int]) -> None:
     conn.exec_driver_sql("CREATE TEMP TABLE want_family_source (source_id bigint PRIMARY KEY) "
@@ -49,9 +81,11 @@ def _want(conn: Connection, source_ids: Sequence[int]) -> None:
     conn.exec_driver_sql("ANALYZE pg_temp.want_family_source")
 
 
-def source_features(conn: Connection, source_ids: Sequence[int] | None = None) -> pd.DataFrame:
+def source_features(conn: Connection, source_ids: Sequence[int] | None = None,
+                    counterparts: bool = True) -> pd.DataFrame:
     """Per source (all, or ``source_ids``): source_id, name, n_detections, the
-    :data:`SOURCE_FEATURES` and the SIMBAD type, ordered by source_id."""
+    :data:`SOURCE_FEATURES`, the :data:`COUNTERPART_FEATURES` (unless not ``counterparts``)
+    and the SIMBAD type, ordered by source_id."""
     parts = []
     for name, (agg, col) in SOURCE_FEATURES.items():
         if agg not in _AGGS or not name.isidentifier() or not col.isidentifier():
@@ -61,12 +95,13 @@ def source_features(conn: Connection, source_ids: Sequence[int] | None = None) -
     if source_ids is not None:
         _want(conn, source_ids)
         join = "JOIN pg_temp.want_family_source w USING (source_id) "
+    cp_sel, cp_join = _counterpart_sql() if counterparts else ("", "")
     frame = read_frame(conn, (
-        f"SELECT f.*, s.name, m.otype AS simbad_otype FROM ("
+        f"SELECT f.*, s.name, m.otype AS simbad_otype{cp_sel} FROM ("
         f"SELECT d.source_id, count(*) AS n_detections, {', '.join(parts)} "
         f"FROM {SCHEMA}.csc_detection d {join}GROUP BY d.source_id) f "
         f"JOIN {SCHEMA}.csc_source s USING (source_id) "
-        f"LEFT JOIN {SCHEMA}.simbad_match m USING (source_id) ORDER BY f.source_id"))
+        f"LEFT JOIN {SCHEMA}.simbad_match m USING (source_id) {cp_join}ORDER BY f.source_id"))
     if source_ids is not None:
         conn.exec_driver_sql("DROP TABLE pg_temp.want_family_source")
     return frame
@@ -240,3 +275,47 @@ def sync_coarse_classes(conn: Connection, table: pd.DataFrame) -> None:
     """Replace ``catalog.coarse_class`` with ``table`` (class, coarse_class)."""
     conn.execute(text(f"DELETE FROM {SCHEMA}.coarse_class"))
     copy_frame(conn, f"{SCHEMA}.coarse_class", table, ["class", "coarse_class"])
+
+
+def take_counterpart_changes(conn: Connection) -> list[int]:
+    """The sources the counterpart ingest queued (``counterpart_change``), each once; the
+    queue rows this statement sees are deleted in the caller's transaction (a rolled-back
+    publish leaves them; a change committed meanwhile stays for the next publish)."""
+    return list(conn.execute(text(
+        f"WITH queued AS (DELETE FROM {SCHEMA}.counterpart_change RETURNING source_id) "
+        "SELECT DISTINCT source_id FROM queued ORDER BY 1")).scalars())
+
+
+# -- the primary family (catalog.source_class's adopted class) -----------------------------
+def current_classes(conn: Connection, family: str, source_ids: Sequence[int]) -> pd.Series:
+    """The current class of ``family`` per source of ``source_ids`` (index source_id; NULL
+    where it cannot classify; sources without a result are absent)."""
+    rows = conn.execute(text(
+        f"SELECT source_id, predicted_class FROM {SCHEMA}.family_source_result "
+        "WHERE family = :f AND valid_to IS NULL AND source_id = ANY(CAST(:ids AS bigint[]))"),
+        {"f": family, "ids": [int(i) for i in np.unique(np.asarray(source_ids, np.int64))]}
+    ).all()
+    return pd.Series([r[1] for r in rows], index=pd.Index([int(r[0]) for r in rows],
+                                                          name="source_id"), dtype="object")
+
+
+def changed_in_release(conn: Connection, family: str, release_id: int) -> list[int]:
+    """Sources whose ``family`` result was (re)written by ``release_id``."""
+    return list(conn.execute(text(
+        f"SELECT source_id FROM {SCHEMA}.family_source_result WHERE family = :f "
+        "AND valid_from = :rel ORDER BY 1"), {"f": family, "rel": int(release_id)}).scalars())
+
+
+def previous_primary_family(conn: Connection, release_id: int) -> str | None:
+    """The primary family of the latest finished release before ``release_id`` (``ctl`` for
+    releases from before the setting was recorded; None when there is none)."""
+    row = conn.execute(text(
+        f"SELECT coalesce(counts->>'primary_family', 'ctl') FROM {SCHEMA}.release "
+        "WHERE release_id < :rel AND counts IS NOT NULL ORDER BY release_id DESC LIMIT 1"),
+        {"rel": int(release_id)}).one_or_none()
+    return row[0] if row else None
+
+
+def all_sources(conn: Connection) -> list[int]:
+    return list(conn.execute(text(f"SELECT source_id FROM {SCHEMA}.csc_source ORDER BY 1"))
+                .scalars())

@@ -376,6 +376,9 @@ _CATALOGUE_CHECK = "catalogue IN ('gaia', '2mass', 'allwise')"
 #: Magnitude and astrometry columns of a counterpart candidate (VizieR units).
 COUNTERPART_VALUES = ("g_mag", "bp_mag", "rp_mag", "parallax", "pm", "j_mag", "h_mag",
                       "k_mag", "w1_mag", "w2_mag", "w3_mag")
+#: Their 1-sigma magnitude errors (VizieR ``e_Gmag`` ...; revision 0012).
+COUNTERPART_ERRORS = ("e_g_mag", "e_bp_mag", "e_rp_mag", "e_j_mag", "e_h_mag", "e_k_mag",
+                      "e_w1_mag", "e_w2_mag", "e_w3_mag")
 
 
 counterpart_candidate_table = Table(
@@ -395,6 +398,7 @@ counterpart_candidate_table = Table(
     *(Column(c, Double) for c in COUNTERPART_VALUES),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
     Column("ingest_run_id", Integer, nullable=False),
+    *(Column(c, Double, comment="1-sigma error of " + c[2:]) for c in COUNTERPART_ERRORS),
     CheckConstraint(_CATALOGUE_CHECK, "catalogue"),
     comment="every counterpart candidate of the current match (a bulk table: no foreign "
             "keys; replaced per source when its match is refreshed)",
@@ -430,6 +434,23 @@ class CounterpartMatch(Base):
     changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), comment="when cp_id last took its current value")
     ingest_run_id: Mapped[int] = _run_fk(nullable=False)
+
+
+class CounterpartChange(Base):
+    """A source whose chosen counterparts changed since the families that use counterpart
+    features last classified it (queued by the counterpart ingest in the transaction that
+    changes the match, taken by the next publish, as ``simbad_change``)."""
+
+    __tablename__ = "counterpart_change"
+    __table_args__ = (
+        {"comment": "sources whose chosen counterparts changed since the families using "
+                    "them last classified them"},
+    )
+
+    change_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    queued_at: Mapped[datetime] = _now()
+    ingest_run_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class CounterpartMatchHistory(Base):

@@ -12,9 +12,10 @@ present; its class is the argmax of its probabilities (ties: the model's first c
 hard vote is the most frequent detection class, ties going to the class of the detection
 first in (ObsID, OBI, region) order, NULLs last; the soft vote is the argmax of the mean
 probabilities (ties within 1e-12 accept either); ``ambiguous`` when they differ; the adopted
-class is SIMBAD's for a reference type, else the soft vote when the type is uninformative or
-missing (or any other type with ``classify_other_types``). A SIMBAD change ingested but not
-yet published (queued in ``catalog.simbad_change``) is *pending*, not wrong.
+class is SIMBAD's for a reference type, else the soft vote (or, with ``primary_family`` other
+than ctl, that family's class as ``db.family_oracle`` recomputes it) when the type is
+uninformative or missing (or any other type with ``classify_other_types``). A SIMBAD change
+ingested but not yet published (queued in ``catalog.simbad_change``) is *pending*, not wrong.
 """
 
 from __future__ import annotations
@@ -125,11 +126,13 @@ def _kind(otype: pd.Series) -> np.ndarray:
 
 
 def expected_results(det: pd.DataFrame, src: pd.DataFrame, classes: list[str],
-                     classify_other_types: bool) -> pd.DataFrame:
+                     classify_other_types: bool, primary: pd.Series | None = None
+                     ) -> pd.DataFrame:
     """Per source with a current detection result: the master result the rules give.
 
     ``det``: source_id, obsid, obi, region_id and p0.. (probabilities in ``classes`` order);
-    ``src``: source_id, name, otype. One row per source, index source_id.
+    ``src``: source_id, name, otype; ``primary``: the primary family's class per source
+    (None: ctl, whose soft vote is adopted). One row per source, index source_id.
     """
     C = len(classes)
     ids, sidx = np.unique(det["source_id"].to_numpy(np.int64), return_inverse=True)
@@ -172,11 +175,13 @@ def expected_results(det: pd.DataFrame, src: pd.DataFrame, classes: list[str],
     out["name"] = s["name"].to_numpy()
     out["simbad_otype"] = s["otype"].astype("object").where(s["otype"].notna(), None).to_numpy()
     out["_kind"] = _kind(s["otype"])
-    return _derive(out, classify_other_types)
+    return _derive(out, classify_other_types, primary)
 
 
-def _derive(out: pd.DataFrame, classify_other_types: bool) -> pd.DataFrame:
-    """Columns that follow from the votes and the SIMBAD type."""
+def _derive(out: pd.DataFrame, classify_other_types: bool,
+            primary: pd.Series | None = None) -> pd.DataFrame:
+    """Columns that follow from the votes, the SIMBAD type and the primary family's class
+    (None: ctl's soft vote is the model class adopted)."""
     has = out["n_detections"].to_numpy() > 0
     soft = out["soft_class"].astype("object")
     out["ambiguous"] = np.where(has, out["hard_class"].astype("object") != soft, None)
@@ -184,9 +189,10 @@ def _derive(out: pd.DataFrame, classify_other_types: bool) -> pd.DataFrame:
     ref = out["_kind"] == "reference"
     cls = _stripped(out["simbad_otype"]).map(SIMBAD_TO_CLASS).astype("object")
     out["simbad_class"] = np.where(ref, cls, None)
-    use_model = soft.notna() & ((out["_kind"] == "unlabeled")
-                                | (classify_other_types & (out["_kind"] == "other")))
-    out["adopted_class"] = np.where(ref, out["simbad_class"], np.where(use_model, soft, None))
+    model = soft if primary is None else primary.reindex(out.index).astype("object")
+    use_model = model.notna() & ((out["_kind"] == "unlabeled")
+                                 | (classify_other_types & (out["_kind"] == "other")))
+    out["adopted_class"] = np.where(ref, out["simbad_class"], np.where(use_model, model, None))
     out["label_origin"] = np.where(ref, "simbad", np.where(use_model, "model", None))
     out["agg_master_class"] = out["master_class"].map(AGGREGATION)
     out["agg_adopted_class"] = out["adopted_class"].map(AGGREGATION)
@@ -212,8 +218,8 @@ def _same_float(a: pd.Series, b: pd.Series) -> np.ndarray:
 
 
 def compare(stored: pd.DataFrame, expected: pd.DataFrame, classes: list[str],
-            active_model: int | None, pending: set[int], classify_other_types: bool
-            ) -> tuple[pd.DataFrame, int]:
+            active_model: int | None, pending: set[int], classify_other_types: bool,
+            primary: pd.Series | None = None) -> tuple[pd.DataFrame, int]:
     """Differences (source_id, name, column, stored, expected) and the number of sources
     whose only differences are SIMBAD changes still queued for the next publish."""
     st = stored.set_index("source_id")
@@ -240,7 +246,7 @@ def compare(stored: pd.DataFrame, expected: pd.DataFrame, classes: list[str],
                                     initial=-np.inf) - 1e-12)
     if tie.any():
         ex.loc[tie, "soft_class"] = stored_soft[tie].to_numpy()
-        ex = _derive(ex, classify_other_types)
+        ex = _derive(ex, classify_other_types, primary)
     is_pending = ex.index.isin(list(pending))
     n_pending = 0
     pend_bad = np.zeros(len(ex), bool)
@@ -299,13 +305,17 @@ def check(engine: Engine, settings: Settings) -> CheckResult:
     if det.empty:
         det = pd.DataFrame(columns=["source_id", "obsid", "obi", "region_id",
                                     *(f"p{i}" for i in range(len(classes)))])
-    expected = expected_results(det, data["src"], classes, settings.classify_other_types)
-    diff, n_pending = compare(data["stored"], expected, classes,
-                              active["model_id"] if active else None, data["pending"],
-                              settings.classify_other_types)
     from db.family_oracle import check_families
 
     fam = check_families(engine, settings)  # every other family, and the consensus
+    primary = None
+    if settings.primary_family != "ctl":  # its recomputed classes are the model's adopted
+        primary = fam.classes.get(settings.primary_family, pd.Series(dtype=object))
+    expected = expected_results(det, data["src"], classes, settings.classify_other_types,
+                                primary)
+    diff, n_pending = compare(data["stored"], expected, classes,
+                              active["model_id"] if active else None, data["pending"],
+                              settings.classify_other_types, primary)
     if len(fam.differences):
         diff = pd.concat([diff, fam.differences], ignore_index=True)
     return CheckResult(len(expected), int(len(det)), diff, n_pending,

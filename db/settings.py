@@ -126,7 +126,8 @@ class Settings(BaseSettings):
                     "ctl is always needed (catalog.source_class is built from its results)")
     primary_family: Literal["ctl", "muwclass", "claxboi", "gbm"] = Field(
         default="ctl", description="the family whose class catalog.source_class adopts for "
-                                   "sources without a reference SIMBAD type")
+                                   "sources without a reference SIMBAD type (any enabled "
+                                   "family; its classes must be the catalog's)")
     # -- schedules (cscat serve) --------------------------------------------------------------
     update_cron: str = "0 3 * * *"
     refit_cron: str = "0 4 * * 0"
@@ -147,13 +148,10 @@ class Settings(BaseSettings):
                              "from its detection results)")
         if len(set(self.families)) != len(self.families):
             raise ValueError("families lists a family twice")
-        if self.primary_family != "ctl":
-            raise ValueError(f"primary_family {self.primary_family!r}: only 'ctl' can be "
-                             "primary yet (catalog.source_class's votes are ctl's); compare "
-                             "the families in catalog.source_consensus")
-        if self.primary_family not in self.families:
-            raise ValueError(f"primary_family {self.primary_family!r} is not one of the "
-                             f"enabled families {self.families}")
+        if self.primary_family not in self.families:  # every enabled family is trained on
+            # the SIMBAD label set, the catalog's classes (checked again at publish)
+            raise ValueError(f"primary_family {self.primary_family!r} is not an enabled "
+                             f"family; allowed: {', '.join(self.families)} (families)")
         return self
 
     @classmethod

@@ -21,7 +21,10 @@ from ingest.xmatch import XMATCH_URL, XMatchClient
 
 #: Magnitude / astrometry columns stored per candidate (VizieR units: mag, mas, mas/yr).
 VALUE_COLUMNS = ("g_mag", "bp_mag", "rp_mag", "parallax", "pm", "j_mag", "h_mag", "k_mag",
-                 "w1_mag", "w2_mag", "w3_mag")
+                 "w1_mag", "w2_mag", "w3_mag",
+                 # their 1-sigma errors (db.models.COUNTERPART_ERRORS)
+                 "e_g_mag", "e_bp_mag", "e_rp_mag", "e_j_mag", "e_h_mag", "e_k_mag",
+                 "e_w1_mag", "e_w2_mag", "e_w3_mag")
 NEIGHBOUR_COLUMNS = ("name", "catalogue", "cp_id", "ra", "dec", "separation_arcsec",
                      "sigma_arcsec", *VALUE_COLUMNS)
 
@@ -52,13 +55,17 @@ CATALOGUES: dict[str, Catalogue] = {
     "gaia": Catalogue("gaia", "vizier:I/355/gaiadr3", "Source", "RA_ICRS", "DE_ICRS",
                       ("e_RA_ICRS", "e_DE_ICRS"), 1e-3, 0.01,
                       {"g_mag": "Gmag", "bp_mag": "BPmag", "rp_mag": "RPmag",
-                       "parallax": "Plx", "pm": "PM"}),
+                       "parallax": "Plx", "pm": "PM", "e_g_mag": "e_Gmag",
+                       "e_bp_mag": "e_BPmag", "e_rp_mag": "e_RPmag"}),
     "2mass": Catalogue("2mass", "vizier:II/246/out", "2MASS", "RAJ2000", "DEJ2000",
                        ("errHalfMaj", "errHalfMin"), 1.0, 0.1,
-                       {"j_mag": "Jmag", "h_mag": "Hmag", "k_mag": "Kmag"}),
+                       {"j_mag": "Jmag", "h_mag": "Hmag", "k_mag": "Kmag",
+                        "e_j_mag": "e_Jmag", "e_h_mag": "e_Hmag", "e_k_mag": "e_Kmag"}),
     "allwise": Catalogue("allwise", "vizier:II/328/allwise", "AllWISE", "RAJ2000", "DEJ2000",
                          ("eeMaj", "eeMin"), 1.0, 0.2,
-                         {"w1_mag": "W1mag", "w2_mag": "W2mag", "w3_mag": "W3mag"}),
+                         {"w1_mag": "W1mag", "w2_mag": "W2mag", "w3_mag": "W3mag",
+                          "e_w1_mag": "e_W1mag", "e_w2_mag": "e_W2mag",
+                          "e_w3_mag": "e_W3mag"}),
 }
 
 

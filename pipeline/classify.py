@@ -251,6 +251,8 @@ class ReleaseSummary:
 
 def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLabel,
                   model_id: int, settings: Settings) -> pd.DataFrame:
+    """Master results (ctl's votes) of ``source_ids``; the adopted class of a source without
+    a reference SIMBAD type is the ``primary_family``'s class (ctl: the soft vote)."""
     classes = list(model.classes_)
     inputs = store.master_inputs(conn, source_ids, len(classes))
     if inputs.empty:
@@ -263,10 +265,12 @@ def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLab
     kind = otype_kind(out["simbad_otype"])
     out["simbad_class"] = simbad_to_class(out["simbad_otype"]).where(
         kind == tx.OtypeKind.REFERENCE.value)
-    model_ok = out["soft_class"].notna() & ((kind == tx.OtypeKind.UNLABELED.value) | (
+    primary = families.primary_classes(conn, settings, out.index)
+    chosen = out["soft_class"] if primary is None else primary.reindex(out.index)
+    model_ok = chosen.notna() & ((kind == tx.OtypeKind.UNLABELED.value) | (
         settings.classify_other_types & (kind == tx.OtypeKind.OTHER.value)))
     is_ref = out["simbad_class"].notna()
-    out["adopted_class"] = out["simbad_class"].where(is_ref, out["soft_class"].where(model_ok))
+    out["adopted_class"] = out["simbad_class"].where(is_ref, chosen.where(model_ok))
     out["label_origin"] = pd.Series(np.where(is_ref, "simbad", np.where(model_ok, "model", None)),
                                     index=out.index, dtype="object")
     out["master_class"] = out["soft_class"]
@@ -330,16 +334,17 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             affected = store.affected_sources(conn, release_id)
             fam = families.publish_families(conn, settings, release_id, affected,
                                             promote_families, reclassify_all)
-            master = _master_frame(conn, affected, model, model_id, settings)
+            rebuild = families.primary_sources(conn, settings, release_id, affected)
+            master = _master_frame(conn, rebuild, model, model_id, settings)
             n_changed = store.write_source_results(conn, master, release_id)
             if n_det == 0 and n_changed == 0 and promote is None and not any(
                     f["sources_changed"] or f["promoted_model"] for f in fam.values()):
                 raise NothingChanged("no new detections and no changed sources")
-            summary = ReleaseSummary(release_id, model_id, n_det, len(affected), n_changed,
+            summary = ReleaseSummary(release_id, model_id, n_det, len(rebuild), n_changed,
                                      promote)
-            summary.counts = {"detections_classified": n_det, "sources_rebuilt": len(affected),
+            summary.counts = {"detections_classified": n_det, "sources_rebuilt": len(rebuild),
                               "sources_changed": n_changed, "promoted_model": promote,
-                              "families": fam}
+                              "families": fam, "primary_family": settings.primary_family}
             store.finish_release(conn, release_id, summary.counts)
             return summary
     except NothingChanged as e:

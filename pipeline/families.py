@@ -36,11 +36,12 @@ log = logging.getLogger(__name__)
 #: The label set the catalog trains on (SIMBAD types -> the paper's classes).
 LABEL_SET = "simbad"
 
-#: Parameters of each source family in the catalog. X-ray only (``csc_hr``: hardness
-#: ratios, spectral fits, variability) until multiwavelength counterparts are stored (see
-#: ``db.family_store``); sized so the demo's refit stays a few seconds per family.
+#: Parameters of each source family in the catalog: X-ray features (``csc_hr``: hardness
+#: ratios, spectral fits, variability), and for muwclass also the stored counterparts
+#: (``csc_hr_mw``: Gaia/2MASS/WISE colours, magnitudes within their errors, parallax, proper
+#: motion; see ``db.family_store``); sized so the demo's refit stays a few seconds per family.
 CATALOG_PARAMS: dict[str, dict] = {
-    "muwclass": {"feature_set": "csc_hr", "n_estimators": 100, "min_samples_leaf": 2,
+    "muwclass": {"feature_set": "csc_hr_mw", "n_estimators": 100, "min_samples_leaf": 2,
                  "n_jobs": 1, "random_state": 42},
     "claxboi": {"feature_set": "csc_hr"},
     "gbm": {"feature_set": "csc_hr", "max_iter": 60, "max_leaf_nodes": 15,
@@ -148,8 +149,9 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
     cls = FAMILIES[family]
     params = family_params(family, settings)
     model = cls(**params)
-    features = [f for f in fstore.SOURCE_FEATURES if f in model.required_columns()]
-    missing = sorted(set(model.required_columns()) - set(fstore.SOURCE_FEATURES))
+    stored = {**fstore.SOURCE_FEATURES, **fstore.COUNTERPART_FEATURES}
+    features = [f for f in stored if f in model.required_columns()]
+    missing = sorted(set(model.required_columns()) - set(stored))
     if missing:
         raise RefitError(f"family {family} needs per-source columns the catalog does not "
                          f"store yet: {', '.join(missing)}")
@@ -225,7 +227,8 @@ def classify_sources(conn: Connection, family: str, row: dict, source_ids, relea
     if len(source_ids) == 0:
         return 0
     model = load(bytes(row["model_bytes"]))
-    frame = fstore.source_features(conn, source_ids)
+    frame = fstore.source_features(conn, source_ids,
+                                   fstore.uses_counterparts(model.required_columns()))
     if frame.empty:
         return 0
     X = frame.set_index("source_id", drop=False)
@@ -244,12 +247,14 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
                      reclassify_all: bool = False) -> dict[str, dict]:
     """Inside the publish transaction: promote the given models, then apply every enabled
     source family's active model to the sources that are new to it (no current result
-    under it) and to ``affected`` (sources with new detection results). Per family: the
-    model and how many results were written."""
+    under it) and to ``affected`` (sources with new detection results); the families using
+    counterpart features also to the sources the counterpart ingest queued (their chosen
+    counterparts changed). Per family: the model and how many results were written."""
     fstore.sync_coarse_classes(conn, coarse_table())
     from db import catalog_store as store
 
     out = {}
+    cp_changed = fstore.take_counterpart_changes(conn)
     for family in source_families(settings):
         new = (promote or {}).get(family)
         active = fstore.active_family_model(conn, family)
@@ -261,17 +266,66 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
         if active is None:
             continue
         mid = int(active["model_id"])
+        family_affected = affected
+        if cp_changed and _uses_counterparts(active):
+            family_affected = sorted({int(s) for s in affected} | set(cp_changed))
         if reclassify_all:
             todo = fstore.sources_without_result(conn, family, -1)
-        elif fstore.only_these_lack_result(conn, family, mid, affected):  # usual: cheap
-            todo = sorted({int(s) for s in affected})
+        elif fstore.only_these_lack_result(conn, family, mid, family_affected):  # usual
+            todo = sorted({int(s) for s in family_affected})
         else:  # a model promoted, a family enabled, sources added while it was disabled
             todo = sorted(set(fstore.sources_without_result(conn, family, mid))
-                          | {int(s) for s in affected})
+                          | {int(s) for s in family_affected})
         n = classify_sources(conn, family, active, todo, release_id)
         out[family] = {"model_id": int(active["model_id"]), "sources_classified": len(todo),
                        "sources_changed": n, "promoted_model": new}
     return out
+
+
+def primary_sources(conn: Connection, settings: Settings, release_id: int,
+                    affected) -> list[int]:
+    """The sources whose ``source_class`` to rebuild in ``release_id``: ``affected``, and
+    with a primary family other than ctl also those whose class of that family this release
+    rewrote; every source when the primary family differs from the previous release's."""
+    out = {int(s) for s in affected}
+    _check_primary(conn, settings)
+    previous = fstore.previous_primary_family(conn, release_id)
+    if previous is not None and previous != settings.primary_family:
+        return fstore.all_sources(conn)
+    if settings.primary_family != "ctl":
+        out |= set(fstore.changed_in_release(conn, settings.primary_family, release_id))
+    return sorted(out)
+
+
+def primary_classes(conn: Connection, settings: Settings, source_ids) -> pd.Series | None:
+    """Class of the primary family per source (None: ctl's soft vote is adopted)."""
+    if settings.primary_family == "ctl":
+        return None
+    return fstore.current_classes(conn, settings.primary_family, source_ids)
+
+
+def _check_primary(conn: Connection, settings: Settings) -> None:
+    """PublishError when the primary family's active model has classes outside the
+    catalog's (a family trained on another label set cannot be adopted)."""
+    from classifier.taxonomy import CLASSES
+    from pipeline.errors import PublishError
+
+    family = settings.primary_family
+    active = None if family == "ctl" else fstore.active_family_model(conn, family)
+    if active is not None and not set(active["taxonomy"] or []) <= set(CLASSES):
+        raise PublishError(
+            f"primary_family = {family!r}: its active model {active['model_id']} has classes "
+            f"{sorted(set(active['taxonomy']) - set(CLASSES))} that are not the catalog's "
+            f"classes ({', '.join(CLASSES)}); set primary_family to one of the families "
+            f"trained on them ({', '.join(settings.families)})")
+
+
+def _uses_counterparts(row: dict) -> bool:
+    """Does the stored model ``row`` read counterpart features (by its feature set)?"""
+    from classifier.families.features import feature_set
+
+    name = (row.get("model") or {}).get("feature_set")
+    return bool(name) and fstore.uses_counterparts(feature_set(name).columns)
 
 
 def coarse_of(classes: list[str]) -> dict[str, str]:

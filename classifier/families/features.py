@@ -238,8 +238,30 @@ def _build_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndar
     return F, reasons
 
 
+def _build_csc_hr_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndarray]:
+    """csc_hr's X-ray features, then the counterparts' colours, magnitudes, parallax and
+    proper motion (magnitudes drawn within their errors with ``rng``; beyond the survey
+    limits: non-detections). A row is unclassifiable only without X-ray properties: a missing
+    counterpart is NaN, as MUWCLASS treats it."""
+    xray = [f for f in fs.features if f in _CSC_HR_FEATURES]
+    F1, reasons = _build_csc_hr(FeatureSet("csc_hr", CSC_HR_COLUMNS, xray, {}), X, None)
+    n = len(X)
+    mags = {}
+    for m, limit, _, _ in MW_BANDS:
+        v = _col(X, m)
+        if rng is not None:
+            e = _col(X, f"e_{m}")
+            v = v + rng.standard_normal(n) * np.where(np.isfinite(e) & (e > 0), e, 0.0)
+        mags[m] = np.where(v < limit, v, np.nan)
+    feats = {f"{a}-{b}": mags[a] - mags[b] for a, b in COLOURS}
+    feats |= mags | {c: _col(X, c) for c in ("gaia_plx", "gaia_pm")}
+    rest = [f for f in fs.features if f not in _CSC_HR_FEATURES]
+    F2 = np.column_stack([feats[f] for f in rest]) if rest else np.empty((n, 0))
+    return np.column_stack([F1, F2]), reasons
+
+
 _BUILDERS = {
-    "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr,
+    "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr, "csc_hr_mw": _build_csc_hr_mw,
     "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
 }  # fmt: skip
 
@@ -301,11 +323,24 @@ _MUW = (
 _MUW_PLUS = _MUW + ["powlaw_gamma", "gaia_plx", "gaia_pm", "log_nh_gal"]
 _MUW_GAL = _MUW_PLUS + ["gal_l", "gal_b"]
 
+#: The catalog's X-ray features with its stored counterparts (``db.family_store``): no X-ray
+#: band fluxes in erg (the CSC detections carry only the broad aperture flux), so colours and
+#: magnitudes rather than MUWCLASS's X-ray-to-optical ratios.
+_CSC_HR_MW = _CSC_HR_FEATURES + _COLOUR_FEATURES + ["gaia_g", "tmass_j", "wise_w1",
+                                                    "gaia_plx", "gaia_pm"]
+_CSC_HR_MW_COLUMNS = (CSC_HR_COLUMNS + MW_MAGS + [f"e_{m}" for m in MW_MAGS]
+                      + ["gaia_plx", "gaia_pm"])
+
 #: Every feature set, by name.
 FEATURE_SETS: dict[str, FeatureSet] = {
     "csc_hr": FeatureSet("csc_hr", CSC_HR_COLUMNS, _CSC_HR_FEATURES, _cats_csc(_CSC_HR_FEATURES)),
     "csc_hr_plus": FeatureSet(
         "csc_hr_plus", CSC_HR_COLUMNS, _CSC_HR_PLUS, _cats_csc(_CSC_HR_PLUS)
+    ),
+    "csc_hr_mw": FeatureSet(
+        "csc_hr_mw", _CSC_HR_MW_COLUMNS, _CSC_HR_MW,
+        _cats_csc(_CSC_HR_FEATURES) | _cats_mw(_CSC_HR_MW[len(_CSC_HR_FEATURES):]),
+        {m: f"e_{m}" for m in MW_MAGS},
     ),
     "mw": FeatureSet("mw", _MW_COLUMNS, _MUW, _cats_mw(_MUW), _MW_ERRORS),
     "mw_plus": FeatureSet(
