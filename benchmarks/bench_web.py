@@ -141,6 +141,66 @@ def skymap(runs: int, log=print) -> list[dict]:
             row("web_skymap_browser_cpu", "s", SKY_POINTS, cpu)]
 
 
+def build(server, n_detections: int, log=print, reuse: bool = False):
+    """The catalog of ``n_detections`` (the sample generator's, seed 6) as the pipeline
+    benchmark builds it (``bench_pipeline.build``: ingest, SIMBAD, refit of every family,
+    publish), then counterparts (Gaia/2MASS/AllWISE from the sample's catalogues), so the
+    source pages show families and counterparts. ``reuse``: a database of that size left by
+    an earlier run (``--keep``) is used as it is. Returns (engine, seconds, what it holds)."""
+    from benchmarks import bench_pipeline
+    from ingest.sample import generate_sample
+    from ingest.sample_counterparts import SampleCounterparts
+    from pipeline.counterparts import ingest_counterparts
+
+    name = f"bench_web_{n_detections}"
+    engine = server.existing(name) if reuse else None
+    if engine is not None:
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            done = conn.execute(text(
+                "SELECT EXISTS (SELECT 1 FROM catalog.ingest_run WHERE kind = 'counterparts' "
+                "AND status = 'completed')")).scalar_one()
+        if done:
+            log(f"reusing the catalog of {n_detections:,} detections in {name}")
+            return engine, None, {"reused": True}
+        engine.dispose()
+    sample = generate_sample(n_detections=n_detections, seed=6)
+    engine = server.database(name)
+    t0 = time.perf_counter()
+    b = bench_pipeline.build(engine, sample,
+                             until=float(sample.detections["gti_mjd_obs"].max()) + 1)
+    tf = time.perf_counter()
+    fams = refit_families(engine, bench_pipeline.settings(), log)
+    t1 = time.perf_counter()
+    cp = ingest_counterparts(engine, SampleCounterparts(sample), bench_pipeline.settings(),
+                             refresh_days=None)
+    bench_pipeline.vacuum_analyze(engine)
+    secs = time.perf_counter() - t0
+    log(f"catalog of {n_detections:,} detections built in {secs:.0f} s (pipeline "
+        f"{tf - t0:.0f} s: " + " ".join(f"{k}={v:.0f}" for k, v in b["laps"].items())
+        + f"; families {t1 - tf:.0f} s; counterparts {time.perf_counter() - t1:.0f} s)")
+    return engine, secs, {"laps": b["laps"], "families_s": t1 - tf, "families": fams,
+                          "counterparts": cp.counterparts}
+
+
+def refit_families(engine, settings, log=print) -> dict:
+    """Fit every source family (muwclass, claxboi, gbm) and publish them as the next
+    catalog version, as ``cscat update`` does after its first refit."""
+    from pipeline import families
+    from pipeline.classify import publish
+
+    fitted = {}
+    for f in families.source_families(settings):
+        t0 = time.perf_counter()
+        fitted[f] = families.refit_family(engine, settings, f)
+        log(f"  refit {f}: {time.perf_counter() - t0:.0f} s, promote={fitted[f].promote}")
+    rel = publish(engine, settings, promote_families={
+        f: r.model_id for f, r in fitted.items() if r.promote})
+    return {f: {"model_id": r.model_id, "promoted": r.promote, "reason": r.reason}
+            for f, r in fitted.items()} | {"release": rel.catalog_version if rel else None}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--detections", type=int, default=1_000_000)
@@ -149,22 +209,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "web.json")
     p.add_argument("--only", choices=["pages", "skymap"], default=None,
                    help="run one part (the sky map still needs a catalog: use a small one)")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="keep the embedded server's data in DIR and reuse a catalog of the "
+                        "same size built there by an earlier run (the 1M build is long)")
     args = p.parse_args(argv)
 
-    from benchmarks import bench_pipeline
-    from ingest.sample import generate_sample
-
     rows: list[dict] = []
-    with BenchServer() as server:
-        sample = generate_sample(n_detections=args.detections, seed=6)
-        engine = server.database(f"bench_web_{args.detections}")
-        t0 = time.perf_counter()
-        bench_pipeline.build(engine, sample, until=float(sample.detections["gti_mjd_obs"].max())
-                             + 1)
-        print(f"catalog of {args.detections:,} detections built in "
-              f"{time.perf_counter() - t0:.0f} s")
+    with BenchServer(keep=args.keep) as server:
+        engine, secs, built = build(server, args.detections, reuse=args.keep is not None)
         if args.only != "skymap":
             rows += pages(engine, args.detections, args.repeat)
+            if rows:
+                rows[0]["catalog_build"] = {"seconds": secs, **built}
         else:
             from db import engine as dbe
 
@@ -173,7 +229,8 @@ def main(argv=None) -> int:
         if args.only != "pages":
             rows += skymap(args.browser_runs)
     print(table(rows))
-    write_json(args.out, {"machine": machine(), "figures": rows})
+    write_json(args.out, {"machine": machine(), "load_average": os.getloadavg(),
+                          "figures": rows})
     args.out.with_suffix(".md").write_text(markdown(rows) + "\n")
     print(f"written {args.out}")
     return 0 if all(r.get("target", {}).get("hit", True) for r in rows) else 1
