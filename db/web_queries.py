@@ -128,21 +128,27 @@ _SEP = ("degrees(2 * asin(least(1, sqrt(power(sin(radians(c.dec - :dec) / 2), 2)
         "+ cos(radians(c.dec)) * cos(radians(:dec)) * power(sin(radians(c.ra - :ra) / 2), 2)))))")
 
 
-def search(conn: Connection, s: Search, *, limit: int, offset: int = 0,
-           count: bool = True) -> tuple[list[dict], int | None]:
-    """One page of matching sources (ordered by separation for a cone, else by name) and
-    the total number of matches (None unless ``count``)."""
+def search_sql(s: Search, *, limit: int, offset: int = 0) -> tuple[str, dict]:
+    """The statement of one page of :func:`search` and its parameters."""
     where, params, prob = s.where()
     cone = s.radius_deg is not None and s.ra is not None
     sep = f"{_SEP} * 3600" if cone else "NULL::float8"
     cols = ", ".join(f"c.{c}" for c in RESULT_COLUMNS)
     order = "sep_arcsec, c.name" if cone else "c.name"
-    join = s.join()
     fam = "f.class" if s.family else "NULL::text"
-    rows = conn.execute(text(
-        f"SELECT {cols}, {prob} AS probability, {sep} AS sep_arcsec, {fam} AS family_class "
-        f"FROM catalog.source_class c{join} WHERE {where} ORDER BY {order} "
-        "LIMIT :lim OFFSET :off"), {**params, "lim": limit, "off": offset}).mappings().all()
+    return (f"SELECT {cols}, {prob} AS probability, {sep} AS sep_arcsec, {fam} AS family_class "
+            f"FROM catalog.source_class c{s.join()} WHERE {where} ORDER BY {order} "
+            "LIMIT :lim OFFSET :off", {**params, "lim": limit, "off": offset})
+
+
+def search(conn: Connection, s: Search, *, limit: int, offset: int = 0,
+           count: bool = True) -> tuple[list[dict], int | None]:
+    """One page of matching sources (ordered by separation for a cone, else by name) and
+    the total number of matches (None unless ``count``)."""
+    sql, page_params = search_sql(s, limit=limit, offset=offset)
+    rows = conn.execute(text(sql), page_params).mappings().all()
+    where, params, _ = s.where()
+    join = s.join()
     total = None
     if count:
         total = conn.execute(text(
