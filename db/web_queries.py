@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, text
 
+from classifier import FAMILIES
 from classifier.taxonomy import AGG_CLASSES, AGGREGATION, CLASSES
 
 
@@ -105,8 +106,6 @@ class Search:
         return [where], params
 
     def _family_where(self) -> tuple[str, dict, str]:
-        from classifier import FAMILIES
-
         if self.family not in FAMILIES:
             raise ValueError(f"unknown family {self.family!r}")
         conds, params = self._common()
@@ -189,13 +188,15 @@ def source(conn: Connection, name: str) -> dict | None:
 
 def source_families(conn: Connection, source_id: int) -> list[dict]:
     """The source's current result of every family (``catalog.source_class_by_family``),
-    ctl first, each with ``probabilities``: every class of its model
-    (``catalog.source_family_probability``, in taxonomy order: class, probability, lo, hi)."""
+    in the order of ``classifier.FAMILIES`` (ctl first), each with ``probabilities``: every
+    class of its model (``catalog.source_family_probability``, in taxonomy order: class,
+    probability, lo, hi)."""
     rows = conn.execute(text(
         "SELECT family, model_id, catalog_version, class, coarse_class, probability, "
         "probability_lo, probability_hi, outlier, n_detections, reason, label_set "
         "FROM catalog.source_class_by_family WHERE source_id = :s "
-        "ORDER BY family = 'ctl' DESC, family"), {"s": source_id}).mappings().all()
+        "ORDER BY array_position(CAST(:order AS text[]), family), family"),
+        {"s": source_id, "order": list(FAMILIES)}).mappings().all()
     probs = conn.execute(text(
         "SELECT family, class, probability, probability_lo, probability_hi "
         "FROM catalog.source_family_probability WHERE source_id = :s "
