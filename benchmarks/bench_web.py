@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -44,7 +45,8 @@ SKYMAP_TARGET_S = 3.0
 SKY_POINTS = 400_000
 
 
-def _client_ms(client, url: str, repeat: int) -> list[float]:
+def _client_ms(client, url: str, repeat: int) -> tuple[list[float], str]:
+    """Milliseconds of ``repeat`` requests (after one warm-up) and the last answer's text."""
     r = client.get(url)  # warm-up
     r.raise_for_status()
     out = []
@@ -54,7 +56,42 @@ def _client_ms(client, url: str, repeat: int) -> list[float]:
         _ = r.content
         out.append((time.perf_counter() - t0) * 1000)
         r.raise_for_status()
-    return out
+    return out, r.text
+
+
+def _work(figure: str, body: str) -> dict:
+    """What the answer held: a source page's family rows, counterpart rows and detection
+    rows; a cone page's source rows; a CSV's data lines."""
+    if figure.startswith("web_source_page"):
+        return {"family_rows": body.count('<tr data-family="'),
+                "counterpart_rows": body.count('<tr class="cp-row'),
+                "family_charts_shown": len(re.findall(
+                    r'class="family-chart" data-family="\w+" >', body))}
+    if figure.endswith("_csv"):
+        return {"rows": max(0, len(body.strip().splitlines()) - 1)}
+    return {"rows": body.count('class="source-link"')}
+
+
+def cone_plan(engine, ra: float, dec: float, radius_deg: float) -> dict:
+    """Does PostgreSQL plan the explorer's and the cone search's 1' cone through the
+    position index (migration 0010)? The plans' first lines are kept."""
+    from sqlalchemy import text
+
+    from db import vo
+    from db import web_queries as q
+
+    sql, params = q.search_sql(q.Search(ra=ra, dec=dec, radius_deg=radius_deg), limit=50)
+    scs, _, _ = vo._cone_select(2, False)
+    with engine.connect() as conn:
+        web = [r[0] for r in conn.execute(text("EXPLAIN " + sql), params)]
+        raw = conn.connection.driver_connection
+        cur = raw.cursor()
+        cur.execute("EXPLAIN " + scs, {"ra": ra, "dec": dec, "sr": radius_deg})
+        vo_plan = [r[0] for r in cur.fetchall()]
+        cur.close()
+    return {"web_search_uses_index": any("ix_csc_source_dec_ra" in ln for ln in web),
+            "scs_uses_index": any("ix_csc_source_dec_ra" in ln for ln in vo_plan),
+            "web_search_plan": web[:12], "scs_plan": vo_plan[:12]}
 
 
 def pages(engine, n_detections: int, repeat: int, log=print) -> list[dict]:
@@ -98,11 +135,17 @@ def pages(engine, n_detections: int, repeat: int, log=print) -> list[dict]:
                     f"/search?ra={ra:.6f}&dec={dec:.6f}&radius=1", {"ra": ra, "dec": dec})
                 cases["web_cone_1arcmin_download_csv"] = (
                     f"/search/download?ra={ra:.6f}&dec={dec:.6f}&radius=1&format=csv", {})
+            plan = cone_plan(engine, centres[0][0], centres[0][1], 1 / 60)
+            log(f"1' cone planned through ix_csc_source_dec_ra: web search "
+                f"{plan['web_search_uses_index']}, /scs {plan['scs_uses_index']}")
             for figure, (path, extra) in cases.items():
-                ms = _client_ms(c, path, repeat)
+                ms, body = _client_ms(c, path, repeat)
                 log(f"{figure:<40} median {statistics.median(ms):8.1f} ms  {path}")
+                if figure == "web_cone_1arcmin":
+                    extra = {**extra, "plan": plan}
                 rows.append(with_target(row(figure, "ms", n_detections, ms, path=path,
-                                            catalog_sources=n_sources, **extra),
+                                            catalog_sources=n_sources,
+                                            work=_work(figure, body), **extra),
                                         "<=", PAGE_TARGET_MS))
     finally:
         app.state.engine.dispose()
