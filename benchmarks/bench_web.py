@@ -185,13 +185,14 @@ def skymap(runs: int, log=print) -> list[dict]:
 
 
 def build(server, n_detections: int, log=print, reuse: bool = False,
-          families: bool = True):
+          families: bool = True, counterparts: bool = True):
     """The catalog of ``n_detections`` (the sample generator's, seed 6) as the pipeline
     benchmark builds it (``bench_pipeline.build``: ingest, SIMBAD, refit, publish), then the
     source families fitted and published (unless not ``families``), then counterparts
     (Gaia/2MASS/AllWISE from the sample's catalogues), so the source pages show families and
-    counterparts. ``reuse``: a database of that size left by an earlier run (``--keep``) is
-    kept, and only the steps it lacks are run. Returns (engine, seconds, what was done)."""
+    counterparts (unless not ``counterparts``). ``reuse``: a database of that size left by an
+    earlier run (``--keep``) is kept, and only the steps it lacks are run. Returns (engine,
+    seconds, what was done)."""
     from sqlalchemy import text
 
     from benchmarks import bench_pipeline
@@ -229,7 +230,7 @@ def build(server, n_detections: int, log=print, reuse: bool = False,
         tf = time.perf_counter()
         done["families"] = refit_families(engine, cfg, log)
         done["families_s"] = time.perf_counter() - tf
-    if not have["counterparts"]:
+    if counterparts and not have["counterparts"]:
         tc = time.perf_counter()
         done["counterparts"] = ingest_counterparts(engine, SampleCounterparts(sample), cfg,
                                                    refresh_days=None).counterparts
@@ -271,12 +272,15 @@ def main(argv=None) -> int:
                         "same size built there by an earlier run (the 1M build is long)")
     p.add_argument("--no-families", action="store_true",
                    help="do not fit the source families (their refit at 1M takes long)")
+    p.add_argument("--no-counterparts", action="store_true",
+                   help="do not match counterparts (the sample's catalogues at 1M are large)")
     args = p.parse_args(argv)
 
     rows: list[dict] = []
     with BenchServer(keep=args.keep) as server:
         engine, secs, built = build(server, args.detections, reuse=args.keep is not None,
-                                    families=not args.no_families)
+                                    families=not args.no_families,
+                                    counterparts=not args.no_counterparts)
         if args.only != "skymap":
             rows += pages(engine, args.detections, args.repeat)
             if rows:
