@@ -12,7 +12,13 @@
   ``--browser-runs`` page loads in one browser.
 
     python benchmarks/bench_web.py [--detections 1000000] [--repeat 20] [--browser-runs 3]
-                                   [--out benchmarks/results/web.json]
+                                   [--out benchmarks/results/web.json] [--keep DIR]
+                                   [--no-families] [--no-counterparts]
+
+The catalog also gets the source families and counterparts (the source page shows them);
+``--keep DIR`` keeps the built catalog and a later run resumes or reuses it. Each figure's
+JSON keeps what the timed answer held (``work``) and, for the cone, whether its plan uses
+the position index of migration 0010.
 """
 
 from __future__ import annotations
