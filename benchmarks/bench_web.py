@@ -12,13 +12,20 @@
   ``--browser-runs`` page loads in one browser.
 
     python benchmarks/bench_web.py [--detections 1000000] [--repeat 20] [--browser-runs 3]
-                                   [--out benchmarks/results/web.json]
+                                   [--out benchmarks/results/web.json] [--keep DIR]
+                                   [--no-families] [--no-counterparts]
+
+The catalog also gets the source families and counterparts (the source page shows them);
+``--keep DIR`` keeps the built catalog and a later run resumes or reuses it. Each figure's
+JSON keeps what the timed answer held (``work``) and, for the cone, whether its plan uses
+the position index of migration 0010.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -44,7 +51,8 @@ SKYMAP_TARGET_S = 3.0
 SKY_POINTS = 400_000
 
 
-def _client_ms(client, url: str, repeat: int) -> list[float]:
+def _client_ms(client, url: str, repeat: int) -> tuple[list[float], str]:
+    """Milliseconds of ``repeat`` requests (after one warm-up) and the last answer's text."""
     r = client.get(url)  # warm-up
     r.raise_for_status()
     out = []
@@ -54,7 +62,42 @@ def _client_ms(client, url: str, repeat: int) -> list[float]:
         _ = r.content
         out.append((time.perf_counter() - t0) * 1000)
         r.raise_for_status()
-    return out
+    return out, r.text
+
+
+def _work(figure: str, body: str) -> dict:
+    """What the answer held: a source page's family rows, counterpart rows and detection
+    rows; a cone page's source rows; a CSV's data lines."""
+    if figure.startswith("web_source_page"):
+        return {"family_rows": body.count('<tr data-family="'),
+                "counterpart_rows": body.count('<tr class="cp-row'),
+                "family_charts_shown": len(re.findall(
+                    r'class="family-chart" data-family="\w+" >', body))}
+    if figure.endswith("_csv"):
+        return {"rows": max(0, len(body.strip().splitlines()) - 1)}
+    return {"rows": body.count('class="source-link"')}
+
+
+def cone_plan(engine, ra: float, dec: float, radius_deg: float) -> dict:
+    """Does PostgreSQL plan the explorer's and the cone search's 1' cone through the
+    position index (migration 0010)? The plans' first lines are kept."""
+    from sqlalchemy import text
+
+    from db import vo
+    from db import web_queries as q
+
+    sql, params = q.search_sql(q.Search(ra=ra, dec=dec, radius_deg=radius_deg), limit=50)
+    scs, _, _ = vo._cone_select(2, False)
+    with engine.connect() as conn:
+        web = [r[0] for r in conn.execute(text("EXPLAIN " + sql), params)]
+        raw = conn.connection.driver_connection
+        cur = raw.cursor()
+        cur.execute("EXPLAIN " + scs, {"ra": ra, "dec": dec, "sr": radius_deg})
+        vo_plan = [r[0] for r in cur.fetchall()]
+        cur.close()
+    return {"web_search_uses_index": any("ix_csc_source_dec_ra" in ln for ln in web),
+            "scs_uses_index": any("ix_csc_source_dec_ra" in ln for ln in vo_plan),
+            "web_search_plan": web[:12], "scs_plan": vo_plan[:12]}
 
 
 def pages(engine, n_detections: int, repeat: int, log=print) -> list[dict]:
@@ -98,11 +141,17 @@ def pages(engine, n_detections: int, repeat: int, log=print) -> list[dict]:
                     f"/search?ra={ra:.6f}&dec={dec:.6f}&radius=1", {"ra": ra, "dec": dec})
                 cases["web_cone_1arcmin_download_csv"] = (
                     f"/search/download?ra={ra:.6f}&dec={dec:.6f}&radius=1&format=csv", {})
+            plan = cone_plan(engine, centres[0][0], centres[0][1], 1 / 60)
+            log(f"1' cone planned through ix_csc_source_dec_ra: web search "
+                f"{plan['web_search_uses_index']}, /scs {plan['scs_uses_index']}")
             for figure, (path, extra) in cases.items():
-                ms = _client_ms(c, path, repeat)
+                ms, body = _client_ms(c, path, repeat)
                 log(f"{figure:<40} median {statistics.median(ms):8.1f} ms  {path}")
+                if figure == "web_cone_1arcmin":
+                    extra = {**extra, "plan": plan}
                 rows.append(with_target(row(figure, "ms", n_detections, ms, path=path,
-                                            catalog_sources=n_sources, **extra),
+                                            catalog_sources=n_sources,
+                                            work=_work(figure, body), **extra),
                                         "<=", PAGE_TARGET_MS))
     finally:
         app.state.engine.dispose()
@@ -141,6 +190,81 @@ def skymap(runs: int, log=print) -> list[dict]:
             row("web_skymap_browser_cpu", "s", SKY_POINTS, cpu)]
 
 
+def build(server, n_detections: int, log=print, reuse: bool = False,
+          families: bool = True, counterparts: bool = True):
+    """The catalog of ``n_detections`` (the sample generator's, seed 6) as the pipeline
+    benchmark builds it (``bench_pipeline.build``: ingest, SIMBAD, refit, publish), then the
+    source families fitted and published (unless not ``families``), then counterparts
+    (Gaia/2MASS/AllWISE from the sample's catalogues), so the source pages show families and
+    counterparts (unless not ``counterparts``). ``reuse``: a database of that size left by an
+    earlier run (``--keep``) is kept, and only the steps it lacks are run. Returns (engine,
+    seconds, what was done)."""
+    from sqlalchemy import text
+
+    from benchmarks import bench_pipeline
+    from ingest.sample import generate_sample
+    from ingest.sample_counterparts import SampleCounterparts
+    from pipeline.counterparts import ingest_counterparts
+
+    name = f"bench_web_{n_detections}"
+    cfg = bench_pipeline.settings()
+    engine = server.existing(name) if reuse else None
+    have = {"release": False, "families": False, "counterparts": False}
+    if engine is not None:
+        with engine.connect() as conn:
+            have = dict(conn.execute(text(
+                "SELECT EXISTS (SELECT 1 FROM catalog.release) AS release, "
+                "EXISTS (SELECT 1 FROM catalog.fitted_model WHERE family <> 'ctl' "
+                "AND status = 'active') AS families, "
+                "EXISTS (SELECT 1 FROM catalog.ingest_run WHERE kind = 'counterparts' "
+                "AND status = 'completed') AS counterparts")).mappings().one())
+        if have["release"]:
+            log(f"reusing the catalog of {n_detections:,} detections in {name}: {have}")
+    sample = generate_sample(n_detections=n_detections, seed=6)
+    done: dict = {"reused": dict(have)}
+    t0 = time.perf_counter()
+    if not have["release"]:
+        if engine is not None:
+            engine.dispose()
+        engine = server.database(name)
+        b = bench_pipeline.build(engine, sample,
+                                 until=float(sample.detections["gti_mjd_obs"].max()) + 1)
+        done["laps"] = b["laps"]
+        log(f"pipeline build of {n_detections:,} detections: {b['seconds']:.0f} s "
+            + " ".join(f"{k}={v:.0f}" for k, v in b["laps"].items()))
+    if families and not have["families"]:
+        tf = time.perf_counter()
+        done["families"] = refit_families(engine, cfg, log)
+        done["families_s"] = time.perf_counter() - tf
+    if counterparts and not have["counterparts"]:
+        tc = time.perf_counter()
+        done["counterparts"] = ingest_counterparts(engine, SampleCounterparts(sample), cfg,
+                                                   refresh_days=None).counterparts
+        bench_pipeline.vacuum_analyze(engine)
+        done["counterparts_s"] = time.perf_counter() - tc
+        log(f"counterparts: {done['counterparts_s']:.0f} s {done['counterparts']}")
+    secs = time.perf_counter() - t0
+    log(f"catalog of {n_detections:,} detections ready ({secs:.0f} s this run)")
+    return engine, secs, done
+
+
+def refit_families(engine, settings, log=print) -> dict:
+    """Fit every source family (muwclass, claxboi, gbm) and publish them as the next
+    catalog version, as ``cscat update`` does after its first refit."""
+    from pipeline import families
+    from pipeline.classify import publish
+
+    fitted = {}
+    for f in families.source_families(settings):
+        t0 = time.perf_counter()
+        fitted[f] = families.refit_family(engine, settings, f)
+        log(f"  refit {f}: {time.perf_counter() - t0:.0f} s, promote={fitted[f].promote}")
+    rel = publish(engine, settings, promote_families={
+        f: r.model_id for f, r in fitted.items() if r.promote})
+    return {f: {"model_id": r.model_id, "promoted": r.promote, "reason": r.reason}
+            for f, r in fitted.items()} | {"release": rel.catalog_version if rel else None}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--detections", type=int, default=1_000_000)
@@ -149,22 +273,24 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "web.json")
     p.add_argument("--only", choices=["pages", "skymap"], default=None,
                    help="run one part (the sky map still needs a catalog: use a small one)")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="keep the embedded server's data in DIR and reuse a catalog of the "
+                        "same size built there by an earlier run (the 1M build is long)")
+    p.add_argument("--no-families", action="store_true",
+                   help="do not fit the source families (their refit at 1M takes long)")
+    p.add_argument("--no-counterparts", action="store_true",
+                   help="do not match counterparts (the sample's catalogues at 1M are large)")
     args = p.parse_args(argv)
 
-    from benchmarks import bench_pipeline
-    from ingest.sample import generate_sample
-
     rows: list[dict] = []
-    with BenchServer() as server:
-        sample = generate_sample(n_detections=args.detections, seed=6)
-        engine = server.database(f"bench_web_{args.detections}")
-        t0 = time.perf_counter()
-        bench_pipeline.build(engine, sample, until=float(sample.detections["gti_mjd_obs"].max())
-                             + 1)
-        print(f"catalog of {args.detections:,} detections built in "
-              f"{time.perf_counter() - t0:.0f} s")
+    with BenchServer(keep=args.keep) as server:
+        engine, secs, built = build(server, args.detections, reuse=args.keep is not None,
+                                    families=not args.no_families,
+                                    counterparts=not args.no_counterparts)
         if args.only != "skymap":
             rows += pages(engine, args.detections, args.repeat)
+            if rows:
+                rows[0]["catalog_build"] = {"seconds": secs, **built}
         else:
             from db import engine as dbe
 
@@ -173,7 +299,8 @@ def main(argv=None) -> int:
         if args.only != "pages":
             rows += skymap(args.browser_runs)
     print(table(rows))
-    write_json(args.out, {"machine": machine(), "figures": rows})
+    write_json(args.out, {"machine": machine(), "load_average": os.getloadavg(),
+                          "figures": rows})
     args.out.with_suffix(".md").write_text(markdown(rows) + "\n")
     print(f"written {args.out}")
     return 0 if all(r.get("target", {}).get("hit", True) for r in rows) else 1

@@ -119,18 +119,41 @@ class BenchServer:
     removes the data dir.
     """
 
-    def __init__(self, base: str | None = None, info=None) -> None:
+    def __init__(self, base: str | None = None, info=None, keep: Path | None = None) -> None:
         """``info``: use that running server (a ``db.embedded.ServerInfo``, e.g. the test
-        session's) instead of starting one; it is then left running by ``stop()``."""
+        session's) instead of starting one; it is then left running by ``stop()``.
+        ``keep``: the server's data dir, kept by ``stop()`` (a later run reuses its
+        databases, see :meth:`existing`)."""
         from db.embedded import EmbeddedServer
 
         self._engines: list = []
         if info is not None:
             self._tmp, self.server, self.info = None, None, info
             return
-        self._tmp = tempfile.TemporaryDirectory(prefix="cscat-bench-", dir=base)
-        self.server = EmbeddedServer(Path(self._tmp.name))
+        if keep is not None:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            self._tmp, data = None, Path(keep)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cscat-bench-", dir=base)
+            data = Path(self._tmp.name)
+        self.server = EmbeddedServer(data)
         self.info = self.server.acquire(keep_running=True)
+
+    def existing(self, name: str):
+        """The engine of database ``name`` if it exists (migrated to head), else None."""
+        import psycopg
+        from sqlalchemy import create_engine
+
+        from db import migrate
+
+        with psycopg.connect(self.info.url(database="postgres"), autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            [name]).fetchone() is None:
+                return None
+        engine = create_engine(self.info.url("postgresql+psycopg", name))
+        migrate.upgrade(engine)
+        self._engines.append(engine)
+        return engine
 
     def version(self) -> str:
         import psycopg
@@ -169,7 +192,8 @@ class BenchServer:
         try:
             self.server.stop()
         finally:
-            self._tmp.cleanup()
+            if self._tmp is not None:
+                self._tmp.cleanup()
 
     def __enter__(self) -> BenchServer:
         return self

@@ -360,6 +360,19 @@ FAMILY_MODEL: dict[str, ColumnDoc] = {
     "note": D("why the model was promoted or not", None, "meta.note"),
 }
 
+SOURCE_FAMILY_PROBABILITY: dict[str, ColumnDoc] = {
+    "source_id": SOURCE_ID, "name": NAME, "family": FAMILY, "model_id": MODEL_ID,
+    "class": D("a class of the family's model", None, "src.class"),
+    "class_index": D("position of the class in the model's taxonomy (1-based)", None,
+                     "meta.number"),
+    "probability": D("the family's current probability of that class (ctl: mean over "
+                     "detections)", None, "stat.probability"),
+    "probability_lo": _BY_FAMILY["probability_lo"],
+    "probability_hi": _BY_FAMILY["probability_hi"],
+    "predicted_class": D("the class the family gives the source (ctl: its master class)",
+                         None, "src.class"),
+}
+
 #: view (in schema catalog) -> column -> doc: every column of every view.
 VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "detection": DETECTION,
@@ -376,6 +389,7 @@ VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "source_class_by_family_history": dict(_BY_FAMILY),
     "source_consensus": SOURCE_CONSENSUS,
     "family_model": FAMILY_MODEL,
+    "source_family_probability": SOURCE_FAMILY_PROBABILITY,
 }
 
 

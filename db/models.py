@@ -123,6 +123,8 @@ source_table = Table(
     Column("ingest_run_id", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     UniqueConstraint("name"),
+    # cone searches: the Dec band by an index range scan (migration 0010)
+    Index("ix_csc_source_dec_ra", "dec", "ra"),
 )
 
 

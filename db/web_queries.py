@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, text
 
+from classifier import FAMILIES
 from classifier.taxonomy import AGG_CLASSES, AGGREGATION, CLASSES
 
 
@@ -53,9 +54,19 @@ class Search:
     min_prob: float | None = None
     #: ``simbad`` or ``model``.
     origin: str | None = None
+    #: A classifier family (``classifier.FAMILIES``): ``cls`` and ``min_prob`` are then that
+    #: family's class of the source and its probability (``catalog.source_class_by_family``).
+    family: str | None = None
+
+    def join(self) -> str:
+        """The join the family filter needs (a fixed text: the family is a parameter)."""
+        return (" JOIN catalog.source_class_by_family f ON f.source_id = c.source_id "
+                "AND f.family = :family" if self.family else "")
 
     def where(self) -> tuple[str, dict, str]:
         """SQL condition, its parameters, and the probability expression (or ``NULL``)."""
+        if self.family:
+            return self._family_where()
         conds, params = ["true"], {}
         if self.name:
             conds.append("c.name ILIKE :name ESCAPE '\\'")
@@ -87,29 +98,61 @@ class Search:
             params["origin"] = self.origin
         return " AND ".join(conds), params, prob
 
+    def _common(self) -> tuple[list[str], dict]:
+        """Name, cone and origin conditions (what does not depend on the family)."""
+        plain = Search(name=self.name, ra=self.ra, dec=self.dec, radius_deg=self.radius_deg,
+                       origin=self.origin)
+        where, params, _ = plain.where()
+        return [where], params
+
+    def _family_where(self) -> tuple[str, dict, str]:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown family {self.family!r}")
+        conds, params = self._common()
+        params["family"] = self.family
+        if self.cls:
+            if self.cls not in (AGG_CLASSES if self.agg else CLASSES):
+                raise ValueError(f"unknown class {self.cls!r}")
+            fine = [c for c in CLASSES if AGGREGATION[c] == self.cls] if self.agg else [self.cls]
+            conds.append("f.class = ANY(:fcls)")
+            params["fcls"] = fine
+        if self.min_prob is not None:
+            conds.append("f.probability >= :pmin")
+            params["pmin"] = self.min_prob
+        return " AND ".join(conds), params, "f.probability"
+
 
 #: Angular separation (deg) of (c.ra, c.dec) from (:ra, :dec): haversine, exact at small r.
 _SEP = ("degrees(2 * asin(least(1, sqrt(power(sin(radians(c.dec - :dec) / 2), 2) "
         "+ cos(radians(c.dec)) * cos(radians(:dec)) * power(sin(radians(c.ra - :ra) / 2), 2)))))")
 
 
-def search(conn: Connection, s: Search, *, limit: int, offset: int = 0,
-           count: bool = True) -> tuple[list[dict], int | None]:
-    """One page of matching sources (ordered by separation for a cone, else by name) and
-    the total number of matches (None unless ``count``)."""
+def search_sql(s: Search, *, limit: int, offset: int = 0) -> tuple[str, dict]:
+    """The statement of one page of :func:`search` and its parameters."""
     where, params, prob = s.where()
     cone = s.radius_deg is not None and s.ra is not None
     sep = f"{_SEP} * 3600" if cone else "NULL::float8"
     cols = ", ".join(f"c.{c}" for c in RESULT_COLUMNS)
     order = "sep_arcsec, c.name" if cone else "c.name"
-    rows = conn.execute(text(
-        f"SELECT {cols}, {prob} AS probability, {sep} AS sep_arcsec "
-        f"FROM catalog.source_class c WHERE {where} ORDER BY {order} LIMIT :lim OFFSET :off"),
-        {**params, "lim": limit, "off": offset}).mappings().all()
+    fam = "f.class" if s.family else "NULL::text"
+    return (f"SELECT {cols}, {prob} AS probability, {sep} AS sep_arcsec, {fam} AS family_class "
+            f"FROM catalog.source_class c{s.join()} WHERE {where} ORDER BY {order} "
+            "LIMIT :lim OFFSET :off", {**params, "lim": limit, "off": offset})
+
+
+def search(conn: Connection, s: Search, *, limit: int, offset: int = 0,
+           count: bool = True) -> tuple[list[dict], int | None]:
+    """One page of matching sources (ordered by separation for a cone, else by name) and
+    the total number of matches (None unless ``count``)."""
+    sql, page_params = search_sql(s, limit=limit, offset=offset)
+    rows = conn.execute(text(sql), page_params).mappings().all()
+    where, params, _ = s.where()
+    join = s.join()
     total = None
     if count:
         total = conn.execute(text(
-            f"SELECT count(*) FROM catalog.source_class c WHERE {where}"), params).scalar_one()
+            f"SELECT count(*) FROM catalog.source_class c{join} WHERE {where}"),
+            params).scalar_one()
     return [dict(r) for r in rows], total
 
 
@@ -141,6 +184,73 @@ def source(conn: Connection, name: str) -> dict | None:
             "detections": [dict(r) for r in dets],
             "unclassified": [dict(r) for r in unclassified],
             "history": [dict(r) for r in history]}
+
+
+def source_families(conn: Connection, source_id: int) -> list[dict]:
+    """The source's current result of every family (``catalog.source_class_by_family``),
+    in the order of ``classifier.FAMILIES`` (ctl first), each with ``probabilities``: every
+    class of its model (``catalog.source_family_probability``, in taxonomy order: class,
+    probability, lo, hi)."""
+    rows = conn.execute(text(
+        "SELECT family, model_id, catalog_version, class, coarse_class, probability, "
+        "probability_lo, probability_hi, outlier, n_detections, reason, label_set "
+        "FROM catalog.source_class_by_family WHERE source_id = :s "
+        "ORDER BY array_position(CAST(:order AS text[]), family), family"),
+        {"s": source_id, "order": list(FAMILIES)}).mappings().all()
+    probs = conn.execute(text(
+        "SELECT family, class, probability, probability_lo, probability_hi "
+        "FROM catalog.source_family_probability WHERE source_id = :s "
+        "ORDER BY family, class_index"), {"s": source_id}).mappings().all()
+    by_family: dict[str, list[dict]] = {}
+    for p in probs:
+        by_family.setdefault(p["family"], []).append(dict(p))
+    return [{**dict(r), "probabilities": by_family.get(r["family"], [])} for r in rows]
+
+
+def consensus(families: list[dict], adopted_coarse_class: str | None) -> dict | None:
+    """The families' coarse-class vote of one source, by the rules of
+    ``catalog.source_consensus`` (computed here from the source's own rows: that view
+    aggregates the whole catalog before it can be filtered by source)."""
+    coarse = {f["family"]: f["coarse_class"] for f in families if f["coarse_class"] is not None}
+    if not coarse:
+        return None
+    votes: dict[str, int] = {}
+    for c in coarse.values():
+        votes[c] = votes.get(c, 0) + 1
+    top = max(votes.values())
+    leaders = sorted(c for c, n in votes.items() if n == top)
+    return {"coarse_by_family": coarse, "n_families": len(coarse),
+            "majority_class": leaders[0] if len(leaders) == 1 else None, "n_agree": top,
+            "disagreement": len(votes) > 1, "all_agree": top == len(coarse),
+            "adopted_coarse_class": adopted_coarse_class}
+
+
+def coarse_class(cls: str | None) -> str | None:
+    """``cls`` on the coarse taxonomy (``unknown`` if it has none): the table every publish
+    copies into ``catalog.coarse_class``, which the reader role cannot read."""
+    from classifier.families.taxonomy import COARSE_OF
+
+    return None if cls is None else COARSE_OF.get(cls, "unknown")
+
+
+def counterparts(conn: Connection, name: str) -> list[dict]:
+    """Every counterpart candidate of the source (``catalog.counterpart``), per catalogue
+    (Gaia, 2MASS, AllWISE), the chosen one first, then by p_i and separation."""
+    rows = conn.execute(text(
+        "SELECT catalogue, counterpart_id, ra, dec, separation_arcsec, sigma_arcsec, p_any, "
+        "p_i, chosen, g_mag, bp_mag, rp_mag, parallax, pm, j_mag, h_mag, k_mag, w1_mag, "
+        "w2_mag, w3_mag, fetched_at FROM catalog.counterpart WHERE name = :n "
+        "ORDER BY array_position(ARRAY['gaia', '2mass', 'allwise'], catalogue), "
+        "chosen DESC, p_i DESC, separation_arcsec, counterpart_id"),
+        {"n": name}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def families_present(conn: Connection) -> list[str]:
+    """The families with an active model (what the search's family selector offers)."""
+    return list(conn.execute(text(
+        "SELECT family FROM catalog.model_version WHERE status = 'active' "
+        "ORDER BY family = 'ctl' DESC, family")).scalars())
 
 
 def source_name(conn: Connection, source_id: int) -> str | None:

@@ -84,3 +84,43 @@ def test_benchmark_command_writes_every_figure(tmp_path):
     m = payload["machine"]
     assert m["cpu_count"] and m["postgresql"] and m["numpy"]
     assert (tmp_path / "all.md").exists()
+
+
+def test_web_benchmark_serves_what_the_catalog_holds(pg_server, monkeypatch):
+    """bench_web at a small size: the catalog it builds has every family and counterparts,
+    the timed source page shows them all, the timed 1' cone returns the sources SQL finds
+    there (no timing asserted)."""
+    from sqlalchemy import text
+
+    from benchmarks import bench_web
+    from db import engine as dbe
+
+    monkeypatch.setenv("CSCAT_DATABASE_URL", "postgresql://unused/unused")  # restored after
+    server = BenchServer(info=pg_server)
+    engine, _, built = bench_web.build(server, 2_000, log=lambda _msg: None)
+    try:
+        assert all(f["promoted"] for k, f in built["families"].items() if k != "release")
+        rows = {r["figure"]: r for r in bench_web.pages(engine, 2_000, repeat=1,
+                                                        log=lambda _msg: None)}
+        with engine.connect() as conn:
+            for fig in ("web_source_page_most_detections", "web_source_page_median_source"):
+                name = rows[fig]["source"]
+                fams, cps = conn.execute(text(
+                    "SELECT (SELECT count(*) FROM catalog.source_class_by_family "
+                    "WHERE name = :n), (SELECT count(*) FROM catalog.counterpart "
+                    "WHERE name = :n)"), {"n": name}).one()
+                assert rows[fig]["work"]["family_rows"] == fams == 4
+                assert rows[fig]["work"]["family_charts_shown"] == 4
+                assert rows[fig]["work"]["counterpart_rows"] == cps
+            cone = rows["web_cone_1arcmin"]
+            n = conn.execute(text(
+                "SELECT count(*) FROM catalog.source_class WHERE degrees(acos(least(1, "
+                "sin(radians(dec)) * sin(radians(:d)) + cos(radians(dec)) * cos(radians(:d)) "
+                "* cos(radians(ra - :r))))) <= 1 / 60.0"),
+                {"r": cone["ra"], "d": cone["dec"]}).scalar_one()
+        assert cone["work"]["rows"] == n >= 1
+        assert rows["web_cone_1arcmin_download_csv"]["work"]["rows"] == n
+        assert set(cone["plan"]) >= {"web_search_uses_index", "scs_uses_index"}
+    finally:
+        server.drop(engine)
+        dbe.reset()

@@ -94,5 +94,4 @@ def warm(app: FastAPI) -> None:
 
     for proj in ("aitoff", "mollweide"):
         render.cached_plots(app, f"skymap-{proj}", lambda p=proj: {"sky": sky_figure(p)})
-    render.cached_plots(app, "source", lambda: {"dets": plots.detection_chart(),
-                                                "master": plots.master_chart()})
+    render.cached_plots(app, "source", plots.source_charts)

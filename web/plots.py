@@ -97,6 +97,62 @@ def master_data(current: dict | None) -> dict:
         "color": [CLASS_COLORS[c] for c in CLASSES]}}, "factors": {}}
 
 
+def family_chart(family: str):
+    """One family's probability of every class of its model for the source, with the
+    family's interval (lo-hi) as whiskers where it gives one: an empty figure whose sources
+    ``fam-<family>-bars`` and ``fam-<family>-err`` and x range ``fam-<family>-range`` the
+    page fills (:func:`family_data`)."""
+    from bokeh.models import FactorRange
+
+    bars = ColumnDataSource({k: [] for k in ("cls", "p", "lo", "hi", "color")},
+                            name=f"fam-{family}-bars")
+    err = ColumnDataSource({k: [] for k in ("cls", "lo", "hi")}, name=f"fam-{family}-err")
+    p = _fig(x_range=FactorRange(name=f"fam-{family}-range"), y_range=Range1d(0, 1.05),
+             height=240, title=f"{family}: probability per class",
+             tools="hover,save", tooltips=[("class", "@cls"), ("p", "@p{0.000}"),
+                                           ("interval", "@lo{0.000}–@hi{0.000}")])
+    p.vbar(x="cls", top="p", width=0.7, color="color", source=bars)
+    p.add_layout(Whisker(source=err, base="cls", lower="lo", upper="hi"))
+    p.xaxis.major_label_orientation = 0.8
+    p.yaxis.axis_label = "probability"
+    return p
+
+
+def family_data(families: list[dict]) -> dict:
+    """The columns of every ``fam-<family>-*`` source and range for a source's families
+    (``db.web_queries.source_families``); a family without intervals has no whiskers."""
+    sources, factors = {}, {}
+    for f in families:
+        name, probs = f["family"], f["probabilities"]
+        if not probs:
+            continue
+        cls = [r["class"] for r in probs]
+        p = [_finite(r["probability"]) for r in probs]
+        has = [r["probability_lo"] is not None and r["probability_hi"] is not None
+               for r in probs]
+        lo = [_finite(r["probability_lo"]) if h else v for r, h, v in zip(probs, has, p,
+                                                                          strict=True)]
+        hi = [_finite(r["probability_hi"]) if h else v for r, h, v in zip(probs, has, p,
+                                                                          strict=True)]
+        sources[f"fam-{name}-bars"] = {
+            "cls": cls, "p": p, "lo": lo, "hi": hi,
+            "color": [CLASS_COLORS.get(c, "#9e9e9e") for c in cls]}
+        sources[f"fam-{name}-err"] = {
+            "cls": [c for c, h in zip(cls, has, strict=True) if h],
+            "lo": [v for v, h in zip(lo, has, strict=True) if h],
+            "hi": [v for v, h in zip(hi, has, strict=True) if h]}
+        factors[f"fam-{name}-range"] = cls
+    return {"sources": sources, "factors": factors}
+
+
+def source_charts() -> dict:
+    """Every figure of the source page (built once per app: :func:`web.render.cached_plots`)."""
+    from classifier import FAMILIES
+
+    return {"dets": detection_chart(), "master": master_chart(),
+            **{f"fam_{f}": family_chart(f) for f in FAMILIES}}
+
+
 def confusion(report: dict, title: str):
     """Row-normalised confusion matrix (rows true, columns predicted) as a heat map."""
     labels = report.get("labels") or []

@@ -16,17 +16,25 @@ EPOCH1 = "2014-12-31"
 
 
 def build(engine, n_sources: int = 400, seed: int = 5) -> dict:
-    """Epoch 1 (ingest, SIMBAD, refit, publish), then epoch 2's observations and SIMBAD."""
+    """Epoch 1 (ingest, SIMBAD, refit, publish), then epoch 2's observations and SIMBAD,
+    the source families fitted and published with them, and counterparts (Gaia, 2MASS,
+    AllWISE from the sample's generated catalogues)."""
     from ingest.sample import generate_sample
+    from ingest.sample_counterparts import SampleCounterparts
     from ingest.sample_source import SampleCsc, SampleSimbad
-    from pipeline import classify, ingest
+    from pipeline import classify, families, ingest
+    from pipeline.counterparts import ingest_counterparts
 
     settings = Settings(n_components=6, random_state=42)
     sample = generate_sample(n_sources, seed=seed)
     v1 = publish_first_version(engine, sample, settings, until=EPOCH1)
     ingest.ingest_csc(engine, SampleCsc(sample))
     ingest.ingest_simbad(engine, SampleSimbad(sample, 2), refresh_days=0)
-    v2 = classify.publish(engine, settings)
+    fitted = {f: families.refit_family(engine, settings, f)
+              for f in families.source_families(settings)}
+    v2 = classify.publish(engine, settings, promote_families={
+        f: r.model_id for f, r in fitted.items() if r.promote})
+    ingest_counterparts(engine, SampleCounterparts(sample), settings, refresh_days=None)
     return {"sample": sample, "v1": v1, "v2": v2, "settings": settings}
 
 

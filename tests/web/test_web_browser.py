@@ -194,3 +194,67 @@ def test_skymap_redraws_the_zoomed_window(site):
                            "})()", timeout=30)
     assert got.startswith(want) and 0 < inside.sum() < len(srcs)
     assert browser.console_errors(driver) == []
+
+
+RICH_SOURCE = """
+    SELECT s.name FROM catalog.csc_source s
+    WHERE (SELECT count(DISTINCT f.family) FROM catalog.family_source_result f
+           WHERE f.source_id = s.source_id AND f.valid_to IS NULL
+             AND f.predicted_class IS NOT NULL) = 3
+      AND (SELECT count(DISTINCT c.catalogue) FROM catalog.counterpart_candidate c
+           WHERE c.source_id = s.source_id AND c.chosen) = 3
+    ORDER BY (SELECT count(*) FROM catalog.csc_detection d WHERE d.source_id = s.source_id)
+             DESC, s.name LIMIT 1"""
+
+
+def test_source_page_draws_a_chart_per_family_and_the_counterparts(site):
+    """On a source with every family and counterparts: each family's figure is drawn with
+    one bar per class of its model (SQL: the model's taxonomy) and whiskers where the family
+    gives intervals, the chosen counterparts are marked; a full-page screenshot is saved."""
+    from selenium.webdriver.common.by import By
+
+    from web.render import source_url
+
+    base, driver = site
+    name = scalar(RICH_SOURCE)
+    driver.get(base + source_url(name))
+    _settled(driver)
+    assert browser.console_errors(driver) == []
+    truth = {r[0]: (list(r[1]), r[2]) for r in _rows("""
+        SELECT m.family, m.taxonomy, f.prob_lo IS NOT NULL
+        FROM catalog.family_source_result f JOIN catalog.fitted_model m USING (model_id)
+        JOIN catalog.csc_source s USING (source_id) WHERE s.name = :n AND f.valid_to IS NULL
+        UNION ALL
+        SELECT m.family, m.taxonomy, false FROM catalog.source_result r
+        JOIN catalog.fitted_model m USING (model_id) JOIN catalog.csc_source s
+        USING (source_id) WHERE s.name = :n AND r.valid_to IS NULL""", n=name)}
+    assert len(truth) == 4
+    for fam, (taxonomy, interval) in truth.items():
+        got = driver.execute_script(
+            "const d = Bokeh.documents[0];"
+            f"return [d.get_model_by_name('fam-{fam}-bars').data.cls,"
+            f"        d.get_model_by_name('fam-{fam}-err').data.cls.length,"
+            f"        d.get_model_by_name('fam-{fam}-range').factors];")
+        assert list(got[0]) == taxonomy and list(got[2]) == taxonomy, fam
+        assert got[1] == (len(taxonomy) if interval else 0), fam
+        box = driver.find_element(By.CSS_SELECTOR, f'.family-chart[data-family="{fam}"]')
+        assert box.is_displayed() and box.size["height"] > 150, fam
+        # the figure is drawn: Bokeh's canvas inside the family's box has a size
+        drawn = driver.execute_script(
+            "const v = Object.values(Bokeh.index).find(v => v.el && arguments[0].contains("
+            "v.el)); return v ? [v.model.name || v.model.title.text, v.el.offsetWidth] : null;",
+            box)
+        assert drawn and drawn[1] > 100, (fam, drawn)
+    chosen = driver.find_elements(By.CSS_SELECTOR, "#counterparts tr.cp-row.chosen")
+    n_chosen = scalar("SELECT count(*) FROM catalog.counterpart_candidate c JOIN "
+                      "catalog.csc_source s USING (source_id) WHERE s.name = :n AND c.chosen",
+                      n=name)
+    assert len(chosen) == n_chosen == 3 and all(c.is_displayed() for c in chosen)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#families tbody tr")
+    assert [r.get_attribute("data-family") for r in rows][0] == "ctl" and len(rows) == 4
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(height + 40, 6000))
+    try:
+        driver.save_screenshot(str(browser.ARTIFACTS / "source-families.png"))
+    finally:
+        driver.set_window_size(1400, 1000)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from classifier import FAMILIES
 from classifier.taxonomy import AGG_CLASSES, CLASSES
 from db import web_queries as q
 from web import forms
@@ -17,7 +18,7 @@ router = APIRouter()
 PAGE_SIZE = 50
 #: Largest download (rows); a bigger result asks for a narrower search.
 MAX_DOWNLOAD = 100_000
-FIELDS = ("name", "ra", "dec", "radius", "cls", "min_prob", "origin")
+FIELDS = ("name", "ra", "dec", "radius", "cls", "min_prob", "origin", "family")
 #: Units of the downloaded columns (astropy units).
 UNITS = {"ra": "deg", "dec": "deg", "sep_arcsec": "arcsec"}
 
@@ -37,15 +38,19 @@ def _search(params: dict) -> q.Search:
                 f"class {params['cls']!r} is not one of {', '.join(CLASSES)} or (aggregated) "
                 f"{', '.join('agg:' + c for c in AGG_CLASSES)}")
         pmin = forms.probability(params["min_prob"]) if params.get("min_prob") else None
-        if pmin is not None and not cls:
-            raise forms.FormError("a minimum probability needs a class")
+        family = params.get("family") or None
+        if family is not None and family not in FAMILIES:
+            raise forms.FormError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+        if pmin is not None and not cls and family is None:
+            raise forms.FormError("a minimum probability needs a class (or a family)")
         origin = params.get("origin") or None
         if origin not in (None, "simbad", "model"):
             raise forms.FormError(f"label origin {origin!r} is not simbad or model")
     except forms.FormError as e:
         raise PageError(400, str(e)) from None
     return q.Search(name=(params.get("name") or "").strip() or None, ra=ra, dec=dec,
-                    radius_deg=rad, cls=cls, agg=agg, min_prob=pmin, origin=origin)
+                    radius_deg=rad, cls=cls, agg=agg, min_prob=pmin, origin=origin,
+                    family=family)
 
 
 def _params(request: Request) -> dict:
@@ -55,7 +60,8 @@ def _params(request: Request) -> dict:
 @router.get("/")
 def index(request: Request, conn: Conn):
     return page(request, "index.html", title="cscat explorer", params=_params(request),
-                classes=CLASSES, agg_classes=AGG_CLASSES, latest=q.latest_version(conn))
+                classes=CLASSES, agg_classes=AGG_CLASSES, latest=q.latest_version(conn),
+                families=q.families_present(conn))
 
 
 @router.get("/search")
@@ -70,8 +76,17 @@ def search(request: Request, conn: Conn, page_no: int = 1):
     return page(request, "search.html", title="Search", params=params, rows=rows,
                 total=total, page_no=page_no, pages=pages, classes=CLASSES,
                 agg_classes=AGG_CLASSES, cone=s.radius_deg is not None,
-                prob_class=(f"{s.cls} (aggregated)" if s.agg else s.cls) if s.cls else None,
-                max_download=MAX_DOWNLOAD)
+                prob_class=_prob_label(s), family=s.family,
+                families=q.families_present(conn), max_download=MAX_DOWNLOAD)
+
+
+def _prob_label(s: q.Search) -> str | None:
+    """The heading of the probability column (None: no such column)."""
+    if s.family:
+        return f"{s.family} class"
+    if s.cls:
+        return f"{s.cls} (aggregated)" if s.agg else s.cls
+    return None
 
 
 @router.get("/search/download")
@@ -84,7 +99,10 @@ def download(request: Request, conn: Conn, format: str = "csv"):
     if len(rows) > MAX_DOWNLOAD:
         raise PageError(413, f"the result has more than {MAX_DOWNLOAD:,} rows: narrow the "
                              "search (a cone, a class) to download it")
-    table = result_table(rows, [*q.RESULT_COLUMNS, "probability", "sep_arcsec"])
+    extra = ["family_class"] if s.family else []
+    table = result_table(rows, [*q.RESULT_COLUMNS, *extra, "probability", "sep_arcsec"])
+    if s.family:
+        table.meta["family"] = s.family
     for c, unit in UNITS.items():
         if c in table.colnames:
             table[c].unit = unit
