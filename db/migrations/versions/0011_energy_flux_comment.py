@@ -1,7 +1,7 @@
 """flux_aper_b is an energy flux: its column comment said "photon flux"
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02
 
 CSC 2.1's ``flux_aper_b`` is the background-subtracted, aperture-corrected broad-band
@@ -19,7 +19,7 @@ from alembic import op
 from db.column_docs import apply_comments
 
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0009"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

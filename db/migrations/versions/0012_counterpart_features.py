@@ -1,7 +1,7 @@
 """Counterpart features of the families: magnitude errors and the counterpart change queue
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-02
 
 * ``counterpart_candidate`` gets the 1-sigma magnitude errors VizieR gives (``e_g_mag`` ...
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0009"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
