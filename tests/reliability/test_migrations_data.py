@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import harness
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
@@ -85,6 +84,9 @@ def test_downgrade_to_0001_and_upgrade_loses_nothing(populated, record):
 def test_db_upgrade_twice_loses_nothing(populated, record, tmp_path):
     """`cscat db upgrade` twice, each through ``cscat.cli.main`` in a process of its own
     (forked by the suite's fork server: the pipeline is imported once per session)."""
+    import harness  # the suite's fork server (tests/reliability on sys.path); lazy, since
+    # other suites import this module's digest helpers
+
     _, before, engine, db_url = populated
     server = harness.shared_server(tmp_path)
     outs = [server.jobs([{"kind": "cli", "argv": ["db", "upgrade"], "db_url": db_url}])[0]
