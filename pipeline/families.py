@@ -29,6 +29,7 @@ from classifier.validation import _scores, calibration
 from db import family_store as fstore
 from db.settings import Settings
 from pipeline.errors import RefitError
+from pipeline.timing import step
 
 log = logging.getLogger(__name__)
 
@@ -268,14 +269,16 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
         if active is None:
             continue
         mid = int(active["model_id"])
-        if reclassify_all:
-            todo = fstore.sources_without_result(conn, family, -1)
-        elif fstore.only_these_lack_result(conn, family, mid, affected):  # usual: cheap
-            todo = sorted({int(s) for s in affected})
-        else:  # a model promoted, a family enabled, sources added while it was disabled
-            todo = sorted(set(fstore.sources_without_result(conn, family, mid))
-                          | {int(s) for s in affected})
-        n = classify_sources(conn, family, active, todo, release_id)
+        with step(f"classify {family}: which sources"):
+            if reclassify_all:
+                todo = fstore.sources_without_result(conn, family, -1)
+            elif fstore.only_these_lack_result(conn, family, mid, affected):  # usual: cheap
+                todo = sorted({int(s) for s in affected})
+            else:  # a model promoted, a family enabled, sources added while it was disabled
+                todo = sorted(set(fstore.sources_without_result(conn, family, mid))
+                              | {int(s) for s in affected})
+        with step(f"classify {family}: classify and write"):
+            n = classify_sources(conn, family, active, todo, release_id)
         out[family] = {"model_id": int(active["model_id"]), "sources_classified": len(todo),
                        "sources_changed": n, "promoted_model": new}
     return out
