@@ -79,7 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", nargs="+", type=int, help="detections (default 10k 100k 1M)")
     ap.add_argument("--repeat", type=int, help="runs per figure (default 3; --quick: 2)")
     ap.add_argument("--out", default=str(RESULTS / "all.json"))
-    ap.add_argument("--only", nargs="+", choices=["classifier", "ingest", "pipeline", "incremental"],
+    ap.add_argument("--only", nargs="+",
+                    choices=["classifier", "ingest", "pipeline", "incremental"],
                     help="run only these parts (the SQL queries run with the pipeline; "
                          "incremental: the all-families update, which needs the pipeline's "
                          "catalog, so it runs the pipeline too)")

@@ -8,7 +8,8 @@ does, step by step, with the services on loopback (``ingest.fake_services``):
 
 * **ingest**: ``ingest_csc`` through the CSC TAP client (observation list, new ObsIDs);
 * **simbad**: ``ingest_simbad`` through the X-Match client (``simbad_refresh_days``);
-* **counterparts**: ``ingest_counterparts`` (Gaia DR3, 2MASS, AllWISE; ``counterpart_refresh_days``);
+* **counterparts**: ``ingest_counterparts`` (Gaia DR3, 2MASS, AllWISE;
+  ``counterpart_refresh_days``);
 * **refit decision**: ``needs_refit`` and ``needs_family_refit`` (must say: no refit);
 * **publish**: one catalog version, broken into its steps (``pipeline.timing``): ctl's new
   detections read, predicted and written, the affected sources, per family the choice of

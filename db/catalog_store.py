@@ -117,15 +117,14 @@ def count_detections(conn: Connection) -> int:
 
 
 def detections_per_otype(conn: Connection) -> tuple[int, pd.Series]:
-    """(number of detections, detections per SIMBAD type of their source), counted in the
-    database: the refit decision reads no detection row (the per-type counts run from the
-    SIMBAD matches through the index on ``csc_detection.source_id``)."""
-    n = count_detections(conn)
+    """(number of detections, detections per SIMBAD type of their source), read from
+    ``catalog.detection_tally`` (kept by triggers; ``''``: no type): the refit decision
+    reads a few rows, no detection."""
     rows = conn.execute(text(
-        f"SELECT m.otype, count(*) FROM {SCHEMA}.simbad_match m "
-        f"JOIN {SCHEMA}.csc_detection d ON d.source_id = m.source_id "
-        f"WHERE m.otype IS NOT NULL GROUP BY m.otype")).all()
-    return n, pd.Series({r[0]: int(r[1]) for r in rows}, dtype="int64")
+        f"SELECT otype, n_detections FROM {SCHEMA}.detection_tally")).all()
+    n = sum(int(r[1]) for r in rows)
+    return n, pd.Series({r[0]: int(r[1]) for r in rows if r[0] != "" and r[1]},
+                        dtype="int64")
 
 
 # -- models --------------------------------------------------------------------------------

@@ -123,6 +123,14 @@ def active_family_model(conn: Connection, family: str) -> dict | None:
     return dict(row) if row else None
 
 
+def active_family_params(conn: Connection) -> dict[str, dict]:
+    """Family -> (model_id, params) of every active model, without its bytes (the refit
+    decision reads no model)."""
+    rows = conn.execute(text(f"SELECT family, model_id, params FROM {SCHEMA}.fitted_model "
+                             "WHERE status = 'active'")).mappings().all()
+    return {r["family"]: {"model_id": r["model_id"], "params": r["params"]} for r in rows}
+
+
 def family_model_row(conn: Connection, model_id: int) -> dict | None:
     row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE model_id = :m"),
                        {"m": int(model_id)}).mappings().one_or_none()

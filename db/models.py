@@ -164,7 +164,8 @@ class SimbadMatch(Base):
     """The current SIMBAD crossmatch of a source (``main_id`` NULL: no object within radius)."""
 
     __tablename__ = "simbad_match"
-    __table_args__ = (Index("ix_simbad_match_changed_at", "changed_at"),)
+    __table_args__ = (Index("ix_simbad_match_changed_at", "changed_at"),
+                      Index("ix_simbad_match_fetched_at", "fetched_at"))
 
     source_id: Mapped[int] = mapped_column(
         ForeignKey(f"{SCHEMA}.csc_source.source_id"), primary_key=True
@@ -313,6 +314,38 @@ class UnclassifiedDetection(Base):
 
     detection_id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
                                               autoincrement=False)
+
+
+class SourcePending(Base):
+    """A source not yet crossmatched by an ingest step (``simbad``: no SIMBAD match;
+    ``counterparts``: no counterpart match of the first catalogue): the queue those steps
+    read (kept by statement triggers on ``csc_source``, ``simbad_match`` and
+    ``counterpart_match``)."""
+
+    __tablename__ = "source_pending"
+    __table_args__ = (
+        CheckConstraint("step IN ('simbad', 'counterparts')", "step"),
+        {"comment": "sources not yet crossmatched with SIMBAD / counterparts (kept by "
+                    "triggers)"},
+    )
+
+    step: Mapped[str] = mapped_column(Text, primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                           autoincrement=False)
+
+
+class DetectionTally(Base):
+    """Detections per SIMBAD type of their source (``''``: none), kept by statement
+    triggers on ``csc_detection`` and ``simbad_match``: the refit decision's counts."""
+
+    __tablename__ = "detection_tally"
+    __table_args__ = (
+        {"comment": "detections per SIMBAD type of their source (kept by triggers)"},
+    )
+
+    otype: Mapped[str] = mapped_column(
+        Text, primary_key=True, comment="SIMBAD type of the detections' source ('' for none)")
+    n_detections: Mapped[int] = mapped_column(BigInteger)
 
 
 class SourceResult(Base):

@@ -218,13 +218,10 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
 def needs_family_refit(engine: Engine, settings: Settings) -> list[str]:
     """Enabled source families with no active model, or whose active model was fitted with
     other parameters than the configured ones."""
-    out = []
     with engine.connect() as conn:
-        for family in source_families(settings):
-            active = fstore.active_family_model(conn, family)
-            if active is None or active["params"] != family_params(family, settings):
-                out.append(family)
-    return out
+        active = fstore.active_family_params(conn)  # no model bytes: they are not needed
+    return [f for f in source_families(settings)
+            if f not in active or active[f]["params"] != family_params(f, settings)]
 
 
 def classify_sources(conn: Connection, family: str, row: dict, source_ids, release_id: int
