@@ -34,6 +34,13 @@ CHECKS = {
                       WHERE m.source_id = s.source_id AND m.catalogue = 'gaia')
             = EXISTS (SELECT 1 FROM {SCHEMA}.source_pending p
                       WHERE p.step = 'counterparts' AND p.source_id = s.source_id)""",
+    **{f"source pending for {fam} not as its results say": f"""
+        SELECT count(*) FROM {SCHEMA}.csc_source s
+        WHERE EXISTS (SELECT 1 FROM {SCHEMA}.family_source_result r WHERE r.family = '{fam}'
+                      AND r.source_id = s.source_id AND r.valid_to IS NULL)
+            = EXISTS (SELECT 1 FROM {SCHEMA}.source_pending p
+                      WHERE p.step = '{fam}' AND p.source_id = s.source_id)"""
+       for fam in ("muwclass", "claxboi", "gbm")},
     "SIMBAD type whose detection tally differs from a recount": f"""
         SELECT count(*) FROM (SELECT coalesce(m.otype, '') AS otype, count(*) AS n
                               FROM {SCHEMA}.csc_detection d LEFT JOIN {SCHEMA}.simbad_match m

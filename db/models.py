@@ -318,15 +318,17 @@ class UnclassifiedDetection(Base):
 
 class SourcePending(Base):
     """A source not yet crossmatched by an ingest step (``simbad``: no SIMBAD match;
-    ``counterparts``: no counterpart match of the first catalogue): the queue those steps
-    read (kept by statement triggers on ``csc_source``, ``simbad_match`` and
-    ``counterpart_match``)."""
+    ``counterparts``: no counterpart match of the first catalogue), or without a current
+    result of a source family (step: the family): the queue those steps read (kept by
+    statement triggers on ``csc_source``, ``simbad_match``, ``counterpart_match`` and
+    ``family_source_result``)."""
 
     __tablename__ = "source_pending"
     __table_args__ = (
-        CheckConstraint("step IN ('simbad', 'counterparts')", "step"),
-        {"comment": "sources not yet crossmatched with SIMBAD / counterparts (kept by "
-                    "triggers)"},
+        CheckConstraint("step IN ('simbad', 'counterparts', 'muwclass', 'claxboi', 'gbm')",
+                        "step"),
+        {"comment": "sources not yet crossmatched with SIMBAD / counterparts, or without a "
+                    "current result of a source family (kept by triggers)"},
     )
 
     step: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -518,6 +520,8 @@ class FamilySourceResult(Base):
               postgresql_where=text("valid_to IS NULL"), postgresql_include=["model_id"]),
         Index("ix_family_source_result_valid_from", "valid_from"),
         Index("ix_family_source_result_valid_to", "valid_to"),
+        Index("ix_family_source_result_current_model", "family", "model_id",
+              postgresql_where=text("valid_to IS NULL")),
     )
 
     source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import text
 
 from db import catalog_store as store
-from db import counterpart_store, ingest_store, integrity, migrate
+from db import counterpart_store, family_store, ingest_store, integrity, migrate
 from db.settings import Settings
 from ingest.sample import generate_sample
 from ingest.sample_counterparts import SampleCounterparts
 from ingest.sample_source import SampleCsc, SampleSimbad
-from pipeline import counterparts, ingest
+from pipeline import classify, counterparts, families, ingest
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,10 @@ def test_queues_and_tally_follow_every_change(engine, sample):
                           "AND catalogue IN ('gaia', '2mass')"))
         conn.execute(text("DELETE FROM catalog.counterpart_match WHERE source_id % 11 = 0 "
                           "AND catalogue = 'allwise'"))
-        conn.execute(text("DELETE FROM catalog.csc_detection WHERE detection_id % 4 = 0"))
+        conn.execute(text(  # every source keeps a detection (a source has detections)
+            "DELETE FROM catalog.csc_detection d WHERE d.detection_id % 4 = 0 AND EXISTS ("
+            "SELECT 1 FROM catalog.csc_detection e WHERE e.source_id = d.source_id "
+            "AND e.detection_id % 4 <> 0)"))
     assert_consistent(engine)
     with engine.connect() as conn:
         pending = ingest_store.sources_for_simbad(conn, None)["source_id"]
@@ -111,12 +114,46 @@ def test_queues_and_tally_follow_every_change(engine, sample):
     assert_consistent(engine)
 
 
+def test_family_queues_follow_publishes_and_closed_results(engine, sample):
+    settings = Settings(max_unclassifiable_share=1.0)
+    fitted = classify.refit(engine, settings)
+    fam = {f: families.refit_family(engine, settings, f).model_id
+           for f in families.source_families(settings)}
+    assert set(fam) == set(family_store.PENDING_FAMILIES)
+    with engine.connect() as conn:
+        assert not family_store.only_these_lack_result(conn, "gbm", fam["gbm"], [])
+    classify.publish(engine, settings, promote=fitted.model_id, promote_families=fam)
+    assert_consistent(engine)
+    with engine.connect() as conn:
+        one = int(conn.execute(text("SELECT min(source_id) FROM catalog.csc_source")).scalar())
+        for f, mid in fam.items():
+            assert family_store.only_these_lack_result(conn, f, mid, [])
+            assert not family_store.only_these_lack_result(conn, f, mid + 1000, [])
+    with engine.begin() as conn:  # one result closed, another deleted, by hand
+        conn.execute(text("UPDATE catalog.family_source_result SET valid_to = valid_from "
+                          "WHERE family = 'gbm' AND source_id = :s AND valid_to IS NULL"),
+                     {"s": one})
+        conn.execute(text("DELETE FROM catalog.family_source_result "
+                          "WHERE family = 'claxboi' AND source_id = :s"), {"s": one})
+    assert_consistent(engine)
+    with engine.connect() as conn:
+        for f in ("gbm", "claxboi"):
+            assert not family_store.only_these_lack_result(conn, f, fam[f], [])
+            assert family_store.only_these_lack_result(conn, f, fam[f], [one])
+        assert family_store.only_these_lack_result(conn, "muwclass", fam["muwclass"], [])
+    release = classify.publish(engine, settings)  # gives them their results back
+    assert release.counts["families"]["gbm"]["sources_classified"] == 1
+    assert release.counts["families"]["claxboi"]["sources_classified"] == 1
+    assert_consistent(engine)
+
+
 def test_upgrade_fills_the_queues_from_the_catalog(engine, sample):
     """A catalog changed while at 0009 (no triggers) gets correct queues from the upgrade."""
     migrate.downgrade(engine, "0009")
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM catalog.simbad_match WHERE source_id % 3 = 0"))
         conn.execute(text("DELETE FROM catalog.counterpart_match WHERE source_id % 4 = 0"))
+        conn.execute(text("DELETE FROM catalog.family_source_result WHERE source_id % 6 = 0"))
     migrate.upgrade(engine)
     assert_consistent(engine)
     with engine.connect() as conn:

@@ -11,6 +11,12 @@ Create Date: 2026-12-02
   ``csc_source`` row is pending for both steps, a new match takes it off, a deleted match puts
   it back. The two steps read the queue (and the stale matches by ``fetched_at``), not an
   anti-join over every source.
+* The same queue holds, per source family of 0009 (step ``muwclass``, ``claxboi``,
+  ``gbm``), the sources with no current ``family_source_result`` row of that family (kept by
+  triggers on ``csc_source`` and ``family_source_result``): a publish checks that only the
+  sources it is about to classify lack a result by reading the queue, not by counting every
+  source and every result. ``ix_family_source_result_current_model`` finds a current result
+  of another model (after a promotion) by index.
 * ``catalog.detection_tally (otype, n_detections)``: detections per SIMBAD type of their
   source (``''``: no type), kept by statement triggers on ``csc_detection`` (insert, delete)
   and ``simbad_match`` (insert, update, delete): the refit decision reads these few rows,
@@ -33,6 +39,11 @@ depends_on: str | Sequence[str] | None = None
 
 #: The catalogue whose match row tells a source was matched (COUNTERPART_CATALOGUES[0]).
 FIRST_CATALOGUE = "gaia"
+#: The source families at this revision (frozen copy of migration 0009's, without ctl).
+FAMILIES = ("muwclass", "claxboi", "gbm")
+STEPS = ("simbad", "counterparts", *FAMILIES)
+_STEP_VALUES = ", ".join(f"('{s}')" for s in STEPS)
+_STEP_LIST = ", ".join(f"'{s}'" for s in STEPS)
 
 def _upsert(deltas: str) -> str:
     """Add the (otype, n) rows of ``deltas`` to the tally."""
@@ -56,7 +67,7 @@ CREATE FUNCTION catalog.tr_source_pending_new() RETURNS trigger LANGUAGE plpgsql
 BEGIN
     INSERT INTO catalog.source_pending (step, source_id)
     SELECT st.step, n.source_id FROM new_rows n
-    CROSS JOIN (VALUES ('simbad'), ('counterparts')) AS st(step)
+    CROSS JOIN (VALUES {_STEP_VALUES}) AS st(step)
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $$;
@@ -110,6 +121,36 @@ CREATE TRIGGER tr_counterpart_match_pending_delete AFTER DELETE ON catalog.count
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
     EXECUTE FUNCTION catalog.tr_counterpart_match_pending();
 
+-- a current family result takes its source off that family's queue; closing or deleting
+-- the last current one puts it back
+CREATE FUNCTION catalog.tr_family_result_pending() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        INSERT INTO catalog.source_pending (step, source_id)
+        SELECT DISTINCT o.family, o.source_id FROM old_rows o
+        WHERE o.valid_to IS NULL AND o.family IN ({_STEP_LIST})
+          AND EXISTS (SELECT 1 FROM catalog.csc_source s WHERE s.source_id = o.source_id)
+          AND NOT EXISTS (SELECT 1 FROM catalog.family_source_result r
+                          WHERE r.family = o.family AND r.source_id = o.source_id
+                            AND r.valid_to IS NULL)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        DELETE FROM catalog.source_pending p USING new_rows n
+        WHERE p.step = n.family AND p.source_id = n.source_id AND n.valid_to IS NULL;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tr_family_result_pending_insert AFTER INSERT ON catalog.family_source_result
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION catalog.tr_family_result_pending();
+CREATE TRIGGER tr_family_result_pending_update AFTER UPDATE ON catalog.family_source_result
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION catalog.tr_family_result_pending();
+CREATE TRIGGER tr_family_result_pending_delete AFTER DELETE ON catalog.family_source_result
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION catalog.tr_family_result_pending();
+
 -- detections per SIMBAD type: a detection counts under its source's current type
 CREATE FUNCTION catalog.tr_tally_detections() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -157,6 +198,10 @@ CREATE TRIGGER tr_simbad_match_tally_delete AFTER DELETE ON catalog.simbad_match
 """
 
 DROP_SQL = """
+DROP TRIGGER tr_family_result_pending_delete ON catalog.family_source_result;
+DROP TRIGGER tr_family_result_pending_update ON catalog.family_source_result;
+DROP TRIGGER tr_family_result_pending_insert ON catalog.family_source_result;
+DROP FUNCTION catalog.tr_family_result_pending();
 DROP TRIGGER tr_simbad_match_tally_delete ON catalog.simbad_match;
 DROP TRIGGER tr_simbad_match_tally_update ON catalog.simbad_match;
 DROP TRIGGER tr_simbad_match_tally_insert ON catalog.simbad_match;
@@ -182,6 +227,11 @@ INSERT INTO catalog.source_pending (step, source_id)
 SELECT 'counterparts', s.source_id FROM catalog.csc_source s
 WHERE NOT EXISTS (SELECT 1 FROM catalog.counterpart_match m
                   WHERE m.source_id = s.source_id AND m.catalogue = '{FIRST_CATALOGUE}');
+INSERT INTO catalog.source_pending (step, source_id)
+SELECT f.family, s.source_id FROM catalog.csc_source s
+CROSS JOIN (VALUES {", ".join(f"('{f}')" for f in FAMILIES)}) AS f(family)
+WHERE NOT EXISTS (SELECT 1 FROM catalog.family_source_result r WHERE r.family = f.family
+                  AND r.source_id = s.source_id AND r.valid_to IS NULL);
 INSERT INTO catalog.detection_tally (otype, n_detections)
 SELECT coalesce(m.otype, ''), count(*) FROM catalog.csc_detection d
 LEFT JOIN catalog.simbad_match m ON m.source_id = d.source_id GROUP BY 1;
@@ -193,11 +243,12 @@ def upgrade() -> None:
         "source_pending",
         sa.Column("step", sa.Text(), nullable=False),
         sa.Column("source_id", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("step IN ('simbad', 'counterparts')",
+        sa.CheckConstraint(f"step IN ({_STEP_LIST})",
                            name=op.f("ck_source_pending_step")),
         sa.PrimaryKeyConstraint("step", "source_id", name=op.f("pk_source_pending")),
         schema="catalog",
-        comment="sources not yet crossmatched with SIMBAD / counterparts (kept by triggers)",
+        comment="sources not yet crossmatched with SIMBAD / counterparts, or without a current "
+                "result of a source family (kept by triggers)",
     )
     op.create_table(
         "detection_tally",
@@ -210,12 +261,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_simbad_match_fetched_at", "simbad_match", ["fetched_at"],
                     schema="catalog")
+    op.create_index("ix_family_source_result_current_model", "family_source_result",
+                    ["family", "model_id"], schema="catalog",
+                    postgresql_where=sa.text("valid_to IS NULL"))
     op.execute(BACKFILL_SQL)
     op.execute(TRIGGERS_SQL)
 
 
 def downgrade() -> None:
     op.execute(DROP_SQL)
+    op.drop_index("ix_family_source_result_current_model", "family_source_result",
+                  schema="catalog")
     op.drop_index("ix_simbad_match_fetched_at", "simbad_match", schema="catalog")
     op.drop_table("detection_tally", schema="catalog")
     op.drop_table("source_pending", schema="catalog")
