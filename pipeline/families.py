@@ -229,7 +229,8 @@ def classify_sources(conn: Connection, family: str, row: dict, source_ids, relea
     """Apply the stored model ``row`` of ``family`` to ``source_ids``; write what changed."""
     if len(source_ids) == 0:
         return 0
-    model = load(bytes(row["model_bytes"]))
+    with step(f"classify {family}: load model"):  # grows with the model, not with the todo
+        model = load(bytes(row["model_bytes"]))
     frame = fstore.source_features(conn, source_ids)
     if frame.empty:
         return 0
@@ -257,7 +258,8 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
     out = {}
     for family in source_families(settings):
         new = (promote or {}).get(family)
-        active = fstore.active_family_model(conn, family)
+        with step(f"classify {family}: read model"):
+            active = fstore.active_family_model(conn, family)
         if new is not None and (active is None or active["model_id"] != new):
             store.set_model_status(conn, new, "active")
             active = fstore.active_family_model(conn, family)
