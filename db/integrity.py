@@ -45,7 +45,9 @@ CHECKS = {
         SELECT count(*) FROM (SELECT coalesce(m.otype, '') AS otype, count(*) AS n
                               FROM {SCHEMA}.csc_detection d LEFT JOIN {SCHEMA}.simbad_match m
                               ON m.source_id = d.source_id GROUP BY 1) r
-        FULL JOIN (SELECT * FROM {SCHEMA}.detection_tally WHERE n_detections <> 0) t
+        FULL JOIN (SELECT otype, sum(n_detections) AS n_detections
+                   FROM {SCHEMA}.detection_tally GROUP BY otype
+                   HAVING sum(n_detections) <> 0) t
         USING (otype) WHERE r.n IS DISTINCT FROM t.n_detections""",
     **{f"{table}.{column} without its {parent}": _orphans(table, column, parent, key)
        for table, column, parent, key in [

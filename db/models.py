@@ -337,17 +337,20 @@ class SourcePending(Base):
 
 
 class DetectionTally(Base):
-    """Detections per SIMBAD type of their source (``''``: none), kept by statement
-    triggers on ``csc_detection`` and ``simbad_match``: the refit decision's counts."""
+    """Changes of the detections per SIMBAD type of their source (``''``: none; the count
+    is the sum per type), appended by statement triggers on ``csc_detection`` and
+    ``simbad_match`` and compacted by each publish: the refit decision's counts."""
 
     __tablename__ = "detection_tally"
     __table_args__ = (
         {"comment": "detections per SIMBAD type of their source (kept by triggers)"},
     )
 
+    tally_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     otype: Mapped[str] = mapped_column(
-        Text, primary_key=True, comment="SIMBAD type of the detections' source ('' for none)")
-    n_detections: Mapped[int] = mapped_column(BigInteger)
+        Text, comment="SIMBAD type of the detections' source ('' for none)")
+    n_detections: Mapped[int] = mapped_column(
+        BigInteger, comment="a change of the count (the count: the sum per type)")
 
 
 class SourceResult(Base):

@@ -357,6 +357,7 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                               "sources_changed": n_changed, "promoted_model": promote,
                               "families": fam}
             store.finish_release(conn, release_id, summary.counts)
+            store.compact_tally(conn)  # the refit decision's counts stay a few rows
             return summary
     except NothingChanged as e:
         log.info("catalog unchanged: %s", e)

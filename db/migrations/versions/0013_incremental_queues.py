@@ -18,9 +18,10 @@ Create Date: 2026-12-02
   source and every result. ``ix_family_source_result_current_model`` finds a current result
   of another model (after a promotion) by index.
 * ``catalog.detection_tally (otype, n_detections)``: detections per SIMBAD type of their
-  source (``''``: no type), kept by statement triggers on ``csc_detection`` (insert, delete)
-  and ``simbad_match`` (insert, update, delete): the refit decision reads these few rows,
-  not a join over every detection.
+  source (``''``: no type) as rows of changes (the count is the sum per type), appended by
+  statement triggers on ``csc_detection`` (insert, delete) and ``simbad_match`` (insert,
+  update, delete), so concurrent writers never wait for each other; a publish compacts them.
+  The refit decision reads these few rows, not a join over every detection.
 * ``ix_simbad_match_fetched_at``: the stale matches by index.
 
 No foreign keys (as ``unclassified_detection``): an id whose source is gone is not found by
@@ -46,11 +47,10 @@ _STEP_VALUES = ", ".join(f"('{s}')" for s in STEPS)
 _STEP_LIST = ", ".join(f"'{s}'" for s in STEPS)
 
 def _upsert(deltas: str) -> str:
-    """Add the (otype, n) rows of ``deltas`` to the tally."""
-    return ("INSERT INTO catalog.detection_tally AS t (otype, n_detections) "
-            f"SELECT otype, sum(n) FROM ({deltas}) AS q GROUP BY otype "
-            "ON CONFLICT (otype) DO UPDATE SET n_detections = t.n_detections + "
-            "EXCLUDED.n_detections")
+    """Append the (otype, n) rows of ``deltas`` to the tally (rows are added, never updated
+    by writers: concurrent writers do not wait for each other; a publish compacts them)."""
+    return ("INSERT INTO catalog.detection_tally (otype, n_detections) "
+            f"SELECT otype, sum(n) FROM ({deltas}) AS q GROUP BY otype HAVING sum(n) <> 0")
 
 
 def _moved(moved: str) -> str:
@@ -252,10 +252,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "detection_tally",
+        sa.Column("tally_id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("otype", sa.Text(), nullable=False,
                   comment="SIMBAD type of the detections' source ('' for none)"),
-        sa.Column("n_detections", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("otype", name=op.f("pk_detection_tally")),
+        sa.Column("n_detections", sa.BigInteger(), nullable=False,
+                  comment="a change of the count (the count: the sum per type)"),
+        sa.PrimaryKeyConstraint("tally_id", name=op.f("pk_detection_tally")),
         schema="catalog",
         comment="detections per SIMBAD type of their source (kept by triggers)",
     )
