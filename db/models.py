@@ -336,21 +336,19 @@ class SourcePending(Base):
                                            autoincrement=False)
 
 
-class DetectionTally(Base):
-    """Changes of the detections per SIMBAD type of their source (``''``: none; the count
-    is the sum per type), appended by statement triggers on ``csc_detection`` and
-    ``simbad_match`` and compacted by each publish: the refit decision's counts."""
-
-    __tablename__ = "detection_tally"
-    __table_args__ = (
-        {"comment": "detections per SIMBAD type of their source (kept by triggers)"},
-    )
-
-    tally_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    otype: Mapped[str] = mapped_column(
-        Text, comment="SIMBAD type of the detections' source ('' for none)")
-    n_detections: Mapped[int] = mapped_column(
-        BigInteger, comment="a change of the count (the count: the sum per type)")
+#: Changes of the detections per SIMBAD type of their source (``''``: none; the count is
+#: the sum per type), appended by statement triggers on ``csc_detection`` and
+#: ``simbad_match`` and compacted by each publish: the refit decision's counts. No key (a
+#: derived cache; writers only append, so they never wait for each other).
+detection_tally_table = Table(
+    "detection_tally",
+    Base.metadata,
+    Column("otype", Text, nullable=False,
+           comment="SIMBAD type of the detections' source ('' for none)"),
+    Column("n_detections", BigInteger, nullable=False,
+           comment="a change of the count (the count: the sum per type)"),
+    comment="detections per SIMBAD type of their source (kept by triggers)",
+)
 
 
 class SourceResult(Base):

@@ -21,7 +21,8 @@ Create Date: 2026-12-02
   source (``''``: no type) as rows of changes (the count is the sum per type), appended by
   statement triggers on ``csc_detection`` (insert, delete) and ``simbad_match`` (insert,
   update, delete), so concurrent writers never wait for each other; a publish compacts them.
-  The refit decision reads these few rows, not a join over every detection.
+  The refit decision reads these few rows, not a join over every detection. No key: a
+  derived cache (compacted, it is one row per type; a downgrade/upgrade rebuilds it so).
 * ``ix_simbad_match_fetched_at``: the stale matches by index.
 
 No foreign keys (as ``unclassified_detection``): an id whose source is gone is not found by
@@ -252,12 +253,10 @@ def upgrade() -> None:
     )
     op.create_table(
         "detection_tally",
-        sa.Column("tally_id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("otype", sa.Text(), nullable=False,
                   comment="SIMBAD type of the detections' source ('' for none)"),
         sa.Column("n_detections", sa.BigInteger(), nullable=False,
                   comment="a change of the count (the count: the sum per type)"),
-        sa.PrimaryKeyConstraint("tally_id", name=op.f("pk_detection_tally")),
         schema="catalog",
         comment="detections per SIMBAD type of their source (kept by triggers)",
     )
