@@ -124,25 +124,31 @@ def increment(engine, sample, until: float | None, cfg=None) -> dict:
 
 def run_size(server: BenchServer, n_detections: int, repeat: int = 3,
              increment_size: int = INCREMENT, seed: int = 6, log=print,
-             on_built=None) -> list[dict]:
+             on_built=None, family_repeat: int = 0) -> list[dict]:
     """Full build at ``n_detections`` (once) and ``repeat`` incremental updates into it.
 
     ``on_built(engine)``: called on the finished catalog before it is dropped (the SQL
-    benchmark runs there); the rows it returns are appended."""
+    benchmark runs there); the rows it returns are appended. ``family_repeat``: then as
+    many updates with every family and the counterpart step (``bench_incremental``)."""
     from ingest.sample import generate_sample
 
     sample = generate_sample(n_detections=n_detections, seed=seed)
-    cuts = cut_points(sample, increment_size, repeat)
+    cuts = cut_points(sample, increment_size, repeat + family_repeat)
     engine = server.database(f"bench_e2e_{n_detections}")
     try:
         b = build(engine, sample, until=cuts[0])
         log(f"full build n={n_detections:,}: {b['seconds']:.1f} s "
             + " ".join(f"{k}={v:.1f}" for k, v in b["laps"].items()))
-        incs = [increment(engine, sample, until=c) for c in cuts[1:]]
+        incs = [increment(engine, sample, until=c) for c in cuts[1:repeat + 1]]
         for i in incs:
             log(f"incremental into n={n_detections:,}: {i['seconds']:.2f} s "
                 + " ".join(f"{k}={v:.2f}" for k, v in i["laps"].items()) + f" {i['counts']}")
         extra = on_built(engine) if on_built is not None else []
+        if family_repeat:
+            from benchmarks import bench_incremental
+
+            extra = extra + bench_incremental.run_on(engine, sample, cuts[repeat + 1:],
+                                                     settings(), n_detections, log=log)
     finally:
         server.drop(engine)
     secs = [i["seconds"] for i in incs]

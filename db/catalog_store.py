@@ -117,15 +117,23 @@ def count_detections(conn: Connection) -> int:
 
 
 def detections_per_otype(conn: Connection) -> tuple[int, pd.Series]:
-    """(number of detections, detections per SIMBAD type of their source), counted in the
-    database: the refit decision reads no detection row (the per-type counts run from the
-    SIMBAD matches through the index on ``csc_detection.source_id``)."""
-    n = count_detections(conn)
-    rows = conn.execute(text(
-        f"SELECT m.otype, count(*) FROM {SCHEMA}.simbad_match m "
-        f"JOIN {SCHEMA}.csc_detection d ON d.source_id = m.source_id "
-        f"WHERE m.otype IS NOT NULL GROUP BY m.otype")).all()
-    return n, pd.Series({r[0]: int(r[1]) for r in rows}, dtype="int64")
+    """(number of detections, detections per SIMBAD type of their source), read from
+    ``catalog.detection_tally`` (kept by triggers; ``''``: no type): the refit decision
+    reads a few rows, no detection."""
+    rows = conn.execute(text(f"SELECT otype, sum(n_detections) FROM {SCHEMA}.detection_tally "
+                             "GROUP BY otype")).all()
+    n = sum(int(r[1]) for r in rows)
+    return n, pd.Series({r[0]: int(r[1]) for r in rows if r[0] != "" and r[1]},
+                        dtype="int64")
+
+
+def compact_tally(conn: Connection) -> None:
+    """Replace the committed rows of ``catalog.detection_tally`` by one per type (in the
+    publish transaction, under the update lock; writers only append rows, never wait)."""
+    conn.execute(text(
+        f"WITH d AS (DELETE FROM {SCHEMA}.detection_tally RETURNING otype, n_detections) "
+        f"INSERT INTO {SCHEMA}.detection_tally (otype, n_detections) SELECT otype, "
+        "sum(n_detections) FROM d GROUP BY otype HAVING sum(n_detections) <> 0"))
 
 
 # -- models --------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ COUNTERPART_VALUES = _VALUES + COUNTERPART_ERRORS
 
 CANDIDATE_COLUMNS = ("name", "catalogue", "cp_id", "ra", "dec", "separation_arcsec",
                      "sigma_arcsec", "p_any", "p_i", "chosen", *COUNTERPART_VALUES)
+#: The catalogue whose match row takes a source off the counterpart queue (the triggers of
+#: migration 0013 name it).
+PENDING_CATALOGUE = "gaia"
+assert COUNTERPART_CATALOGUES[0] == PENDING_CATALOGUE, "migration 0013's triggers name gaia"
 MATCH_COLUMNS = ("name", "catalogue", "cp_id", "p_any", "p_i", "separation_arcsec",
                  "n_candidates")
 
@@ -24,17 +28,20 @@ MATCH_COLUMNS = ("name", "catalogue", "cp_id", "p_any", "p_i", "separation_arcse
 def sources_for_counterparts(conn: Connection, refresh_days: float | None) -> pd.DataFrame:
     """Sources without a fresh match: never matched, or matched more than ``refresh_days``
     ago (None: never refreshed). A source's matches in every catalogue are written together,
-    in one transaction (``store_counterparts``), so its first catalogue's row tells: one
-    anti-join on the primary key, not an aggregate over every match."""
-    fresh = "" if refresh_days is None else \
-        " AND m.fetched_at >= now() - make_interval(secs => :secs)"
+    in one transaction (``store_counterparts``), so its first catalogue's row tells. Never
+    matched: the queue ``catalog.source_pending`` (step ``counterparts``, kept by triggers on
+    that catalogue's rows); stale: that catalogue's rows by the index on ``fetched_at``.
+    Neither reads every source."""
+    stale = "" if refresh_days is None else (
+        f"UNION SELECT m.source_id FROM {SCHEMA}.counterpart_match m WHERE m.catalogue = :cat "
+        "AND m.fetched_at < now() - make_interval(secs => :secs)")
     return pd.read_sql_query(
         text(f"SELECT s.source_id, s.name, s.ra, s.dec, s.err_ellipse_r0 "
-             f"FROM {SCHEMA}.csc_source s WHERE NOT EXISTS (SELECT 1 FROM "
-             f"{SCHEMA}.counterpart_match m WHERE m.source_id = s.source_id "
-             f"AND m.catalogue = :cat{fresh}) ORDER BY s.source_id"),
+             f"FROM {SCHEMA}.csc_source s WHERE s.source_id IN (SELECT p.source_id "
+             f"FROM {SCHEMA}.source_pending p WHERE p.step = 'counterparts' {stale}) "
+             "ORDER BY s.source_id"),
         conn, params={"secs": float(refresh_days or 0) * 86400.0,
-                      "cat": COUNTERPART_CATALOGUES[0]})
+                      "cat": PENDING_CATALOGUE})
 
 
 def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.DataFrame,

@@ -120,18 +120,25 @@ def sources_without_result(conn: Connection, family: str, model_id: int) -> list
 def only_these_lack_result(conn: Connection, family: str, model_id: int,
                            source_ids: Sequence[int]) -> bool:
     """Is every source outside ``source_ids`` covered by a current result under
-    ``model_id``? Counted (results: an index-only scan; ``source_ids`` without one: probes in
-    proportion to their number), cheaper than the anti-join of :func:`sources_without_result`."""
+    ``model_id``? Read from the queue of sources without a current result of the family
+    (``catalog.source_pending``, kept by triggers: its rows outside ``source_ids``) and the
+    index of current results by model (one of another model), in proportion to what is
+    new, not to the catalog. A family the queue does not know gets the exact anti-join's
+    answer (:func:`sources_without_result`)."""
+    ids = [int(i) for i in np.unique(np.asarray(source_ids, dtype=np.int64))]
+    if family not in PENDING_FAMILIES:
+        return set(sources_without_result(conn, family, model_id)) <= set(ids)
     return bool(conn.execute(text(
-        f"SELECT (SELECT count(*) FROM {SCHEMA}.family_source_result r WHERE r.family = :f "
-        "AND r.valid_to IS NULL AND r.model_id = :m) + (SELECT count(*) FROM "
-        "unnest(CAST(:ids AS bigint[])) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM "
-        f"{SCHEMA}.family_source_result r WHERE r.family = :f AND r.source_id = a.id "
-        f"AND r.valid_to IS NULL AND r.model_id = :m)) >= (SELECT count(*) FROM "
-        f"{SCHEMA}.csc_source)"),
-        {"f": family, "m": int(model_id),
-         "ids": [int(i) for i in np.unique(np.asarray(source_ids, dtype=np.int64))]}
-    ).scalar_one())
+        f"SELECT NOT EXISTS (SELECT 1 FROM {SCHEMA}.source_pending p "
+        "WHERE p.step = :f AND p.source_id <> ALL(CAST(:ids AS bigint[])) "
+        f"AND EXISTS (SELECT 1 FROM {SCHEMA}.csc_source s WHERE s.source_id = p.source_id)) "
+        f"AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.family_source_result r WHERE r.family = :f "
+        "AND r.valid_to IS NULL AND (r.model_id < :m OR r.model_id > :m))"),
+        {"f": family, "m": int(model_id), "ids": ids}).scalar_one())
+
+
+#: The families whose sources without a current result are queued (migration 0013).
+PENDING_FAMILIES = ("muwclass", "claxboi", "gbm")
 
 
 # -- models --------------------------------------------------------------------------------
@@ -156,6 +163,14 @@ def active_family_model(conn: Connection, family: str) -> dict | None:
     row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'active' "
                             "AND family = :f"), {"f": family}).mappings().one_or_none()
     return dict(row) if row else None
+
+
+def active_family_params(conn: Connection) -> dict[str, dict]:
+    """Family -> (model_id, params) of every active model, without its bytes (the refit
+    decision reads no model)."""
+    rows = conn.execute(text(f"SELECT family, model_id, params FROM {SCHEMA}.fitted_model "
+                             "WHERE status = 'active'")).mappings().all()
+    return {r["family"]: {"model_id": r["model_id"], "params": r["params"]} for r in rows}
 
 
 def family_model_row(conn: Connection, model_id: int) -> dict | None:

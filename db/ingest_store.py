@@ -117,14 +117,18 @@ def record_rejected(conn: Connection, rejected: pd.DataFrame, run_id: int) -> No
 
 
 def sources_for_simbad(conn: Connection, refresh_days: float | None) -> pd.DataFrame:
-    """Sources never crossmatched, or last crossmatched more than ``refresh_days`` ago."""
+    """Sources never crossmatched, or last crossmatched more than ``refresh_days`` ago.
+
+    Never crossmatched: the queue ``catalog.source_pending`` (step ``simbad``, kept by
+    triggers); stale: by the index on ``fetched_at``. Neither reads every source."""
     stale = "" if refresh_days is None else (
-        f" OR m.fetched_at < now() - make_interval(secs => {float(refresh_days) * 86400})")
+        f"UNION SELECT m.source_id FROM {SCHEMA}.simbad_match m "
+        "WHERE m.fetched_at < now() - make_interval(secs => :secs)")
     return pd.read_sql_query(
         text(f"SELECT s.source_id, s.name, s.ra, s.dec FROM {SCHEMA}.csc_source s "
-             f"LEFT JOIN {SCHEMA}.simbad_match m USING (source_id) "
-             f"WHERE m.source_id IS NULL{stale} ORDER BY s.source_id"),
-        conn,
+             f"WHERE s.source_id IN (SELECT p.source_id FROM {SCHEMA}.source_pending p "
+             f"WHERE p.step = 'simbad' {stale}) ORDER BY s.source_id"),
+        conn, params={"secs": float(refresh_days or 0) * 86400.0},
     )
 
 

@@ -166,7 +166,8 @@ class SimbadMatch(Base):
     """The current SIMBAD crossmatch of a source (``main_id`` NULL: no object within radius)."""
 
     __tablename__ = "simbad_match"
-    __table_args__ = (Index("ix_simbad_match_changed_at", "changed_at"),)
+    __table_args__ = (Index("ix_simbad_match_changed_at", "changed_at"),
+                      Index("ix_simbad_match_fetched_at", "fetched_at"))
 
     source_id: Mapped[int] = mapped_column(
         ForeignKey(f"{SCHEMA}.csc_source.source_id"), primary_key=True
@@ -315,6 +316,41 @@ class UnclassifiedDetection(Base):
 
     detection_id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
                                               autoincrement=False)
+
+
+class SourcePending(Base):
+    """A source not yet crossmatched by an ingest step (``simbad``: no SIMBAD match;
+    ``counterparts``: no counterpart match of the first catalogue), or without a current
+    result of a source family (step: the family): the queue those steps read (kept by
+    statement triggers on ``csc_source``, ``simbad_match``, ``counterpart_match`` and
+    ``family_source_result``)."""
+
+    __tablename__ = "source_pending"
+    __table_args__ = (
+        CheckConstraint("step IN ('simbad', 'counterparts', 'muwclass', 'claxboi', 'gbm')",
+                        "step"),
+        {"comment": "sources not yet crossmatched with SIMBAD / counterparts, or without a "
+                    "current result of a source family (kept by triggers)"},
+    )
+
+    step: Mapped[str] = mapped_column(Text, primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                           autoincrement=False)
+
+
+#: Changes of the detections per SIMBAD type of their source (``''``: none; the count is
+#: the sum per type), appended by statement triggers on ``csc_detection`` and
+#: ``simbad_match`` and compacted by each publish: the refit decision's counts. No key (a
+#: derived cache; writers only append, so they never wait for each other).
+detection_tally_table = Table(
+    "detection_tally",
+    Base.metadata,
+    Column("otype", Text, nullable=False,
+           comment="SIMBAD type of the detections' source ('' for none)"),
+    Column("n_detections", BigInteger, nullable=False,
+           comment="a change of the count (the count: the sum per type)"),
+    comment="detections per SIMBAD type of their source (kept by triggers)",
+)
 
 
 class SourceResult(Base):
@@ -508,6 +544,8 @@ class FamilySourceResult(Base):
               postgresql_where=text("valid_to IS NULL"), postgresql_include=["model_id"]),
         Index("ix_family_source_result_valid_from", "valid_from"),
         Index("ix_family_source_result_valid_to", "valid_to"),
+        Index("ix_family_source_result_current_model", "family", "model_id",
+              postgresql_where=text("valid_to IS NULL")),
     )
 
     source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

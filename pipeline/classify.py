@@ -32,6 +32,7 @@ from db.settings import Settings
 from pipeline import families
 from pipeline.errors import RefitError
 from pipeline.promotion import promotion
+from pipeline.timing import step
 
 log = logging.getLogger(__name__)
 
@@ -320,23 +321,28 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             model = ClusterThenLabel.from_dict(active["model"])
             release_id = store.create_release(conn, model_id, flow_run_id, note)
             run_id = store.start_classification(conn, model_id, release_id)
-            todo = store.detection_features(
-                conn, model.features_, without_result_of=None if reclassify_all else model_id
-            ) if classify else pd.DataFrame()
+            with step("classify ctl: read new detections"):
+                todo = store.detection_features(
+                    conn, model.features_, without_result_of=None if reclassify_all else model_id
+                ) if classify else pd.DataFrame()
             n_det = 0
             if not todo.empty:
-                results = model.predict(todo[model.features_])
+                with step("classify ctl: predict"):
+                    results = model.predict(todo[model.features_])
                 results["detection_id"] = todo["detection_id"].to_numpy()
-                n_det = store.write_detection_results(conn, results, model.classes_,
-                                                      model_id, release_id, run_id,
-                                                      only_changed=reclassify_all)
+                with step("classify ctl: write results"):
+                    n_det = store.write_detection_results(conn, results, model.classes_,
+                                                          model_id, release_id, run_id,
+                                                          only_changed=reclassify_all)
             store.finish_classification(conn, run_id, n_det)
-            affected = store.affected_sources(conn, release_id)
+            with step("affected sources"):
+                affected = store.affected_sources(conn, release_id)
             fam = families.publish_families(conn, settings, release_id, affected,
                                             promote_families, reclassify_all)
             rebuild = families.primary_sources(conn, settings, release_id, affected)
-            master = _master_frame(conn, rebuild, model, model_id, settings)
-            n_changed = store.write_source_results(conn, master, release_id)
+            with step("master results ctl"):
+                master = _master_frame(conn, rebuild, model, model_id, settings)
+                n_changed = store.write_source_results(conn, master, release_id)
             if n_det == 0 and n_changed == 0 and promote is None and not any(
                     f["sources_changed"] or f["promoted_model"] for f in fam.values()):
                 raise NothingChanged("no new detections and no changed sources")
@@ -346,6 +352,7 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                               "sources_changed": n_changed, "promoted_model": promote,
                               "families": fam, "primary_family": settings.primary_family}
             store.finish_release(conn, release_id, summary.counts)
+            store.compact_tally(conn)  # the refit decision's counts stay a few rows
             return summary
     except NothingChanged as e:
         log.info("catalog unchanged: %s", e)

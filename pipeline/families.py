@@ -30,6 +30,7 @@ from db import family_store as fstore
 from db.settings import Settings
 from pipeline.errors import RefitError
 from pipeline.promotion import promotion
+from pipeline.timing import step
 
 log = logging.getLogger(__name__)
 
@@ -212,13 +213,10 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
 def needs_family_refit(engine: Engine, settings: Settings) -> list[str]:
     """Enabled source families with no active model, or whose active model was fitted with
     other parameters than the configured ones."""
-    out = []
     with engine.connect() as conn:
-        for family in source_families(settings):
-            active = fstore.active_family_model(conn, family)
-            if active is None or active["params"] != family_params(family, settings):
-                out.append(family)
-    return out
+        active = fstore.active_family_params(conn)  # no model bytes: they are not needed
+    return [f for f in source_families(settings)
+            if f not in active or active[f]["params"] != family_params(f, settings)]
 
 
 def classify_sources(conn: Connection, family: str, row: dict, source_ids, release_id: int
@@ -226,7 +224,8 @@ def classify_sources(conn: Connection, family: str, row: dict, source_ids, relea
     """Apply the stored model ``row`` of ``family`` to ``source_ids``; write what changed."""
     if len(source_ids) == 0:
         return 0
-    model = load(bytes(row["model_bytes"]))
+    with step(f"classify {family}: load model"):  # grows with the model, not with the todo
+        model = load(bytes(row["model_bytes"]))
     frame = fstore.source_features(conn, source_ids,
                                    fstore.uses_counterparts(model.required_columns()))
     if frame.empty:
@@ -257,7 +256,8 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
     cp_changed = fstore.take_counterpart_changes(conn)
     for family in source_families(settings):
         new = (promote or {}).get(family)
-        active = fstore.active_family_model(conn, family)
+        with step(f"classify {family}: read model"):
+            active = fstore.active_family_model(conn, family)
         if new is not None and (active is None or active["model_id"] != new):
             store.set_model_status(conn, new, "active")
             active = fstore.active_family_model(conn, family)
@@ -269,14 +269,16 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
         family_affected = affected
         if cp_changed and _uses_counterparts(active):
             family_affected = sorted({int(s) for s in affected} | set(cp_changed))
-        if reclassify_all:
-            todo = fstore.sources_without_result(conn, family, -1)
-        elif fstore.only_these_lack_result(conn, family, mid, family_affected):  # usual
-            todo = sorted({int(s) for s in family_affected})
-        else:  # a model promoted, a family enabled, sources added while it was disabled
-            todo = sorted(set(fstore.sources_without_result(conn, family, mid))
-                          | {int(s) for s in family_affected})
-        n = classify_sources(conn, family, active, todo, release_id)
+        with step(f"classify {family}: which sources"):
+            if reclassify_all:
+                todo = fstore.sources_without_result(conn, family, -1)
+            elif fstore.only_these_lack_result(conn, family, mid, family_affected):  # usual
+                todo = sorted({int(s) for s in family_affected})
+            else:  # a model promoted, a family enabled, sources added while it was disabled
+                todo = sorted(set(fstore.sources_without_result(conn, family, mid))
+                              | {int(s) for s in family_affected})
+        with step(f"classify {family}: classify and write"):
+            n = classify_sources(conn, family, active, todo, release_id)
         out[family] = {"model_id": int(active["model_id"]), "sources_classified": len(todo),
                        "sources_changed": n, "promoted_model": new}
     return out

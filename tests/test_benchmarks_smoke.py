@@ -3,12 +3,15 @@
 No timing assertions (the suite runs on any machine). The work counts do not depend on timing:
 an incremental update into a small and into a larger catalog classifies exactly the new
 detections, writes one ``detection_result`` row per new detection, and rebuilds and writes
-master results only for the sources of the new detections, whatever the catalog size.
+master results only for the sources of the new detections, whatever the catalog size. With
+every family and the counterpart step, only the new sources are crossmatched and every family
+classifies exactly the sources of the new detections.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 
@@ -20,16 +23,27 @@ INCREMENT = 150
 
 
 @pytest.fixture(scope="module")
-def increments(pg_server) -> dict[int, list[dict]]:
-    """Work counts of 2 incremental updates of ~150 detections into catalogs of two sizes."""
+def runs(pg_server) -> dict[int, list[dict]]:
+    """The rows of catalogs of two sizes: 2 incremental updates of ~150 detections (ctl),
+    then 2 with every family and the counterpart step (loopback fakes)."""
     server = BenchServer(info=pg_server)
-    out = {}
-    for n in (1_500, 6_000):
-        rows = bench_pipeline.run_size(server, n, repeat=2, increment_size=INCREMENT,
-                                       log=lambda _msg: None)
-        inc = next(r for r in rows if r["figure"] == "incremental_update")
-        out[n] = inc["work"]
-    return out
+    return {n: bench_pipeline.run_size(server, n, repeat=2, increment_size=INCREMENT,
+                                       log=lambda _msg: None, family_repeat=2)
+            for n in (1_500, 6_000)}
+
+
+@pytest.fixture(scope="module")
+def increments(runs) -> dict[int, list[dict]]:
+    """Work counts of the 2 ctl incremental updates per size."""
+    return {n: next(r for r in rows if r["figure"] == "incremental_update")["work"]
+            for n, rows in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def family_increments(runs) -> dict[int, list[dict]]:
+    """Work counts of the 2 all-family incremental updates per size."""
+    return {n: next(r for r in rows if r["figure"] == "incremental_all_families")["work"]
+            for n, rows in runs.items()}
 
 
 def test_catalogs_of_both_sizes_got_their_increments(increments):
@@ -68,6 +82,45 @@ def test_incremental_work_does_not_grow_with_the_catalog(increments):
             assert written <= 2 * w["new_detections"]
 
 
+def test_all_family_update_crossmatches_only_the_new_sources(family_increments):
+    for work in family_increments.values():
+        assert len(work) == 2
+        for w in work:
+            assert INCREMENT // 2 <= w["new_detections"] < 4 * INCREMENT
+            assert w["new_sources"] > 0
+            assert w["simbad_sources"] == w["new_sources"]  # refresh: 90 days
+            assert w["counterpart_sources"] == w["new_sources"]
+            assert w["family_refits"] == []  # every family keeps its active model
+
+
+def test_all_family_update_classifies_exactly_the_affected_sources_per_family(
+        family_increments):
+    for work in family_increments.values():
+        for w in work:
+            assert w["detections_classified"] == w["new_detections"]
+            assert w["sources_rebuilt"] == w["sources_of_new_detections"]
+            assert set(w["families"]) == {"muwclass", "claxboi", "gbm"}
+            for fam, f in w["families"].items():
+                assert f["sources_classified"] == w["sources_of_new_detections"], fam
+                assert f["promoted_model"] is None
+                written = w["family_rows_written"].get(fam, 0)
+                assert written == f["sources_changed"] <= f["sources_classified"], fam
+
+
+def test_all_family_update_reports_every_step(runs):
+    for rows in runs.values():
+        steps = {r["figure"].removeprefix("incremental_step ") for r in rows
+                 if r.get("step_of") == "incremental_all_families"}
+        assert {"ingest", "simbad", "counterparts", "refit_decision", "publish",
+                "publish: classify ctl: predict", "publish: master results ctl"} <= steps
+        for fam in ("muwclass", "claxboi", "gbm"):
+            assert f"publish: classify {fam}: classify and write" in steps
+        fig = next(r for r in rows if r["figure"] == "incremental_all_families")
+        sums = [sum(laps[s] for s in ("ingest", "simbad", "counterparts", "refit_decision",
+                                      "publish")) for laps in fig["breakdown_s"]]
+        assert statistics.median(sums) == pytest.approx(fig["median"])  # the steps add up
+
+
 def test_benchmark_command_writes_every_figure(tmp_path):
     out = tmp_path / "all.json"
     assert main(["--quick", "--sizes", "1500", "--repeat", "1", "--out", str(out)]) == 0
@@ -76,7 +129,8 @@ def test_benchmark_command_writes_every_figure(tmp_path):
     assert {"fit_time", "predict_proba_time", "reference_d2_time", "predict_proba_throughput",
             "ingest_parquet_throughput", "ingest_parquet_into_existing_throughput",
             "ingest_copy_insert_throughput", "full_build",
-            "incremental_update", "sql_current_class_of_one_source",
+            "incremental_update", "incremental_all_families",
+            "incremental_step counterparts", "sql_current_class_of_one_source",
             "sql_class_above_probability", "sql_as_of_version_class_counts",
             "sql_class_changes_between_versions"} <= figures
     for r in payload["rows"]:

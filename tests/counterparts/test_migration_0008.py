@@ -37,7 +37,7 @@ def test_a_release_catalog_upgrades_with_nothing_lost(pg_server, tmp_path):
     assert NEW_TABLES <= set(after) and {"counterpart", "training_label"} <= set(after)
     assert all(after[t].startswith("0:") for t in NEW_TABLES)
 
-    migrate.upgrade(engine)  # today's counterpart step also needs the later revisions
+    migrate.upgrade(engine)  # today's counterpart step runs on the head schema
     with FakeServices(sample) as fs:  # the new step works on the upgraded catalog
         from ingest.counterparts import CounterpartXMatch
 
