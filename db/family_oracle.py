@@ -165,7 +165,10 @@ def _check_family(family: str, row, feats: pd.DataFrame, stored: pd.DataFrame,
     EF = feats.loc[both, inputs].to_numpy("float64", na_value=np.nan)
     same_inputs = _float_same(SF, EF)
     with threadpool_limits(1):
-        pred = model.predict(pd.DataFrame(SF, index=both, columns=inputs))
+        # keyed by source name, as pipeline.families applies the model (draws follow keys)
+        pred = model.predict(pd.DataFrame(SF, index=pd.Index(names.reindex(both).to_numpy()),
+                                          columns=inputs))
+        pred.index = both
     exp_class = pred["predicted_class"].astype("object")
     miss, extra = want.difference(have), have.difference(feats.index)
     if len(miss):

@@ -161,7 +161,7 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
         active = fstore.active_family_model(conn, family)
     if frame.empty:
         raise RefitError("no detections to fit: ingest some first")
-    X = frame.set_index("source_id", drop=False)
+    X = frame.set_index("name", drop=False)  # keyed by name, as at prediction
     y = source_labels(X["simbad_otype"])
     digest = _digest(frame, features, y)
     n_lab = int(y.notna().sum())
@@ -230,7 +230,9 @@ def classify_sources(conn: Connection, family: str, row: dict, source_ids, relea
                                    fstore.uses_counterparts(model.required_columns()))
     if frame.empty:
         return 0
-    X = frame.set_index("source_id", drop=False)
+    # rows keyed by source name (a family's Monte Carlo draws follow the row key): ids are
+    # not stable (a rolled-back ingest consumes sequence values), names are
+    X = frame.set_index("name", drop=False)
     with threadpool_limits(1):
         pred = model.predict(X)
     classes = list(model.classes_)
