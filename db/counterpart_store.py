@@ -8,6 +8,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from db.ingest_store import pending_sources
 from db.load import copy_frame
 from db.models import COUNTERPART_CATALOGUES, COUNTERPART_ERRORS, SCHEMA
 from db.models import COUNTERPART_VALUES as _VALUES
@@ -32,16 +33,9 @@ def sources_for_counterparts(conn: Connection, refresh_days: float | None) -> pd
     matched: the queue ``catalog.source_pending`` (step ``counterparts``, kept by triggers on
     that catalogue's rows); stale: that catalogue's rows by the index on ``fetched_at``.
     Neither reads every source."""
-    stale = "" if refresh_days is None else (
-        f"UNION SELECT m.source_id FROM {SCHEMA}.counterpart_match m WHERE m.catalogue = :cat "
-        "AND m.fetched_at < now() - make_interval(secs => :secs)")
-    return pd.read_sql_query(
-        text(f"SELECT s.source_id, s.name, s.ra, s.dec, s.err_ellipse_r0 "
-             f"FROM {SCHEMA}.csc_source s WHERE s.source_id IN (SELECT p.source_id "
-             f"FROM {SCHEMA}.source_pending p WHERE p.step = 'counterparts' {stale}) "
-             "ORDER BY s.source_id"),
-        conn, params={"secs": float(refresh_days or 0) * 86400.0,
-                      "cat": PENDING_CATALOGUE})
+    return pending_sources(conn, "counterparts", "counterpart_match",
+                           "s.source_id, s.name, s.ra, s.dec, s.err_ellipse_r0", refresh_days,
+                           catalogue=PENDING_CATALOGUE)
 
 
 def store_counterparts(conn: Connection, candidates: pd.DataFrame, matches: pd.DataFrame,

@@ -116,20 +116,33 @@ def record_rejected(conn: Connection, rejected: pd.DataFrame, run_id: int) -> No
     copy_frame(conn, f"{SCHEMA}.rejected_row", frame, list(frame.columns))
 
 
-def sources_for_simbad(conn: Connection, refresh_days: float | None) -> pd.DataFrame:
-    """Sources never crossmatched, or last crossmatched more than ``refresh_days`` ago.
-
-    Never crossmatched: the queue ``catalog.source_pending`` (step ``simbad``, kept by
-    triggers); stale: by the index on ``fetched_at``. Neither reads every source."""
+def pending_sources(conn: Connection, step: str, match_table: str, columns: str,
+                    refresh_days: float | None, *, catalogue: str | None = None
+                    ) -> pd.DataFrame:
+    """``columns`` of the sources queued for ``step`` in ``catalog.source_pending`` (kept by
+    triggers), plus those whose ``match_table`` row (of ``catalogue``, where the table has
+    one per catalogue) was fetched more than ``refresh_days`` ago (by its index on
+    ``fetched_at``). Neither reads every source. ``step``, ``match_table`` and ``columns``
+    are the callers' constants, never user input."""
+    params: dict = {"step": step, "secs": float(refresh_days or 0) * 86400.0}
+    by_cat = ""
+    if catalogue is not None:
+        by_cat, params["cat"] = "AND m.catalogue = :cat ", catalogue
     stale = "" if refresh_days is None else (
-        f"UNION SELECT m.source_id FROM {SCHEMA}.simbad_match m "
-        "WHERE m.fetched_at < now() - make_interval(secs => :secs)")
+        f"UNION SELECT m.source_id FROM {SCHEMA}.{match_table} m "
+        f"WHERE m.fetched_at < now() - make_interval(secs => :secs) {by_cat}")
     return pd.read_sql_query(
-        text(f"SELECT s.source_id, s.name, s.ra, s.dec FROM {SCHEMA}.csc_source s "
+        text(f"SELECT {columns} FROM {SCHEMA}.csc_source s "
              f"WHERE s.source_id IN (SELECT p.source_id FROM {SCHEMA}.source_pending p "
-             f"WHERE p.step = 'simbad' {stale}) ORDER BY s.source_id"),
-        conn, params={"secs": float(refresh_days or 0) * 86400.0},
-    )
+             f"WHERE p.step = :step {stale}) ORDER BY s.source_id"),
+        conn, params=params)
+
+
+def sources_for_simbad(conn: Connection, refresh_days: float | None) -> pd.DataFrame:
+    """Sources never crossmatched, or last crossmatched more than ``refresh_days`` ago
+    (:func:`pending_sources`, step ``simbad``)."""
+    return pending_sources(conn, "simbad", "simbad_match", "s.source_id, s.name, s.ra, s.dec",
+                           refresh_days)
 
 
 def upsert_simbad(conn: Connection, matches: pd.DataFrame, run_id: int,
