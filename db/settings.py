@@ -127,7 +127,8 @@ class Settings(BaseSettings):
     primary_family: Literal["ctl", "muwclass", "claxboi", "gbm"] = Field(
         default="ctl", description="the family whose class catalog.source_class adopts for "
                                    "sources without a reference SIMBAD type (any enabled "
-                                   "family; its classes must be the catalog's)")
+                                   "family; its classes must be the catalog's). Unset: "
+                                   "classifier.DEFAULT_FAMILY when it is enabled, else ctl")
     # -- schedules (cscat serve) --------------------------------------------------------------
     update_cron: str = "0 3 * * *"
     refit_cron: str = "0 4 * * 0"
@@ -140,6 +141,20 @@ class Settings(BaseSettings):
                                   "tcp://10.0.0.5:8786; unset: a local cluster per flow run")
     dask_workers: int = Field(default=2, ge=1,
                               description="worker processes of the local Dask cluster")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_primary_family(cls, data):
+        """An unset ``primary_family`` is ``classifier.DEFAULT_FAMILY`` (the calibrated one)
+        when that family is enabled, else ``ctl`` (the field's own default)."""
+        if isinstance(data, dict) and data.get("primary_family") is None:
+            families = data.get("families", cls.model_fields["families"].default_factory())
+            if isinstance(families, (list, tuple)):
+                from classifier.families import DEFAULT_FAMILY
+
+                data = {**data, "primary_family": DEFAULT_FAMILY if DEFAULT_FAMILY in families
+                        else "ctl"}
+        return data
 
     @model_validator(mode="after")
     def _families_consistent(self) -> Settings:

@@ -108,6 +108,20 @@ def test_demo_on_a_fresh_data_directory(tmp_path):
         env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT)
     assert sql.returncode == 0, sql.stderr
     assert "AGN" in sql.stdout and "YSO" in sql.stdout
+    # a new user's catalog adopts the default family's class (classifier.DEFAULT_FAMILY,
+    # gbm: calibrated), not ctl's vote, for the sources without a reference SIMBAD type
+    from classifier import DEFAULT_FAMILY
+
+    assert DEFAULT_FAMILY == "gbm"
+    (row,) = _sql_csv(env, """
+        SELECT count(*), count(*) FILTER (WHERE c.adopted_class IS DISTINCT FROM f.class),
+               count(*) FILTER (WHERE c.adopted_class IS DISTINCT FROM c.master_class)
+        FROM catalog.source_class c
+        LEFT JOIN catalog.source_class_by_family f
+          ON f.name = c.name AND f.family = 'gbm'
+        WHERE c.label_origin = 'model'""")
+    n_model, not_default, not_ctl = map(int, row)
+    assert n_model > 50 and not_default == 0 and not_ctl > 0, row
     _check_demo_change_summary(out, env)
 
 

@@ -150,6 +150,18 @@ def hardness_closure(hm: np.ndarray, ms: np.ndarray, hs: np.ndarray) -> np.ndarr
         return hs - implied
 
 
+def band_shares(hm: np.ndarray, ms: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Shares S/(S+M+H), M/(S+M+H), H/(S+M+H) of the band counts implied by the hardness
+    ratios ``ms`` = (M-S)/(M+S) and ``hm`` = (H-M)/(H+M) (NaN where either is missing)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # counts relative to the largest, so a ratio of +-1 stays finite: S ~ (1-ms)(1-hm)
+        s = (1 - ms) * (1 - hm)
+        m = (1 + ms) * (1 - hm)
+        h = (1 + ms) * (1 + hm)
+        tot = s + m + h
+        return s / tot, m / tot, h / tot
+
+
 def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.ndarray]:
     cols = {c: _col(X, c) for c in CSC_HR_COLUMNS}
     derived = {
@@ -159,6 +171,8 @@ def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.
         "log_var_ratio_h_s": lambda: _log10(cols["var_ratio_h"] / cols["var_ratio_s"]),
         "var_prob_h_s": lambda: cols["var_prob_h"] - cols["var_prob_s"],
         "log_bb_kt_minus_gamma": lambda: _log10(cols["bb_kt"]) - cols["powlaw_gamma"],
+        **{f"hard_share_{b}": (lambda i=i: band_shares(cols["hard_hm"], cols["hard_ms"])[i])
+           for i, b in enumerate(XRAY_BANDS)},
     }
     out = []
     for f in fs.features:
@@ -261,7 +275,8 @@ def _build_csc_hr_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, 
 
 
 _BUILDERS = {
-    "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr, "csc_hr_mw": _build_csc_hr_mw,
+    "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr, "csc_hr_bands": _build_csc_hr,
+    "csc_hr_mw": _build_csc_hr_mw,
     "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
 }  # fmt: skip
 
@@ -307,6 +322,11 @@ _CSC_HR_PLUS = _CSC_HR_FEATURES + [
 ]  # fmt: skip
 
 
+#: csc_hr_plus + the band shares implied by the hardness ratios (a point of the simplex,
+#: which a tree splits on more easily than on the two ratios)
+_CSC_HR_BANDS = _CSC_HR_PLUS + [f"hard_share_{b}" for b in XRAY_BANDS]
+
+
 def _cats_csc(features: list[str]) -> dict[str, str]:
     return {
         f: "hardness" if f.startswith("hard") else
@@ -336,6 +356,9 @@ FEATURE_SETS: dict[str, FeatureSet] = {
     "csc_hr": FeatureSet("csc_hr", CSC_HR_COLUMNS, _CSC_HR_FEATURES, _cats_csc(_CSC_HR_FEATURES)),
     "csc_hr_plus": FeatureSet(
         "csc_hr_plus", CSC_HR_COLUMNS, _CSC_HR_PLUS, _cats_csc(_CSC_HR_PLUS)
+    ),
+    "csc_hr_bands": FeatureSet(
+        "csc_hr_bands", CSC_HR_COLUMNS, _CSC_HR_BANDS, _cats_csc(_CSC_HR_BANDS)
     ),
     "csc_hr_mw": FeatureSet(
         "csc_hr_mw", _CSC_HR_MW_COLUMNS, _CSC_HR_MW,

@@ -253,3 +253,23 @@ def test_hardness_closure_by_hand():
     assert fs.features[: len(fmod.FEATURE_SETS["csc_hr"].features)] == (
         fmod.FEATURE_SETS["csc_hr"].features
     )
+
+
+def test_band_shares_by_hand():
+    # counts S=10, M=20, H=40: ms = hm = 1/3, shares 1/7, 2/7, 4/7
+    s, m, h = fmod.band_shares(np.array([1 / 3, -1.0, np.nan]), np.array([1 / 3, 1.0, 0.0]))
+    assert (s[0], m[0], h[0]) == (pytest.approx(1 / 7), pytest.approx(2 / 7), pytest.approx(4 / 7))
+    # hm = -1 (no hard counts), ms = 1 (no soft counts): all medium
+    assert (s[1], m[1], h[1]) == (0.0, 1.0, 0.0)
+    assert np.isnan([s[2], m[2], h[2]]).all()  # a missing ratio: missing shares
+    fs = fmod.FEATURE_SETS["csc_hr_bands"]
+    assert fs.features[: len(fmod.FEATURE_SETS["csc_hr_plus"].features)] == (
+        fmod.FEATURE_SETS["csc_hr_plus"].features
+    )
+    row = dict(hard_hm=1 / 3, hard_ms=1 / 3, hard_hs=0.6, bb_kt=1.0, powlaw_gamma=2.0,
+               var_prob_b=0.1, var_prob_h=0.7, var_prob_s=0.2, var_ratio_b=0.1,
+               var_ratio_h=1.0, var_ratio_s=0.01)  # fmt: skip
+    F, r = fs.build(pd.DataFrame([row]))
+    f = dict(zip(fs.features, F[0], strict=True))
+    assert r[0] is None and fs.categories["hard_share_h"] == "hardness"
+    assert f["hard_share_s"] == pytest.approx(1 / 7) and f["hard_share_h"] == pytest.approx(4 / 7)

@@ -16,7 +16,7 @@ from pipeline import classify, families, ingest
 from pipeline.errors import PublishError
 
 GBM = Settings(n_components=6, random_state=42, families=["ctl", "gbm"], primary_family="gbm")
-CTL = Settings(n_components=6, random_state=42, families=["ctl", "gbm"])
+CTL = Settings(n_components=6, random_state=42, families=["ctl", "gbm"], primary_family="ctl")
 
 
 def q(engine, sql: str, **params) -> pd.DataFrame:
@@ -129,4 +129,44 @@ def test_a_disabled_primary_family_is_refused_in_one_line(monkeypatch, tmp_path)
     monkeypatch.delenv("CSCAT_PRIMARY_FAMILY")
     monkeypatch.delenv("CSCAT_FAMILIES")
     assert Settings(families=["ctl", "gbm"], primary_family="gbm").primary_family == "gbm"
-    assert Settings().primary_family == "ctl"  # the default is unchanged
+
+
+
+def test_the_default_primary_family_is_the_calibrated_one_when_enabled(monkeypatch, tmp_path):
+    from classifier import DEFAULT_FAMILY
+
+    monkeypatch.setenv("CSCAT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("CSCAT_PRIMARY_FAMILY", raising=False)  # tests/conftest.py pins ctl
+    monkeypatch.delenv("CSCAT_FAMILIES", raising=False)
+    assert DEFAULT_FAMILY == "gbm"
+    assert Settings().primary_family == DEFAULT_FAMILY
+    assert Settings(families=["ctl", "gbm"]).primary_family == DEFAULT_FAMILY
+    # gbm not enabled: ctl, whatever else is
+    assert Settings(families=["ctl"]).primary_family == "ctl"
+    assert Settings(families=["ctl", "muwclass", "claxboi"]).primary_family == "ctl"
+    monkeypatch.setenv("CSCAT_FAMILIES", '["ctl", "claxboi"]')
+    assert Settings().primary_family == "ctl"
+    (tmp_path / "cfg.toml").write_text('families = ["ctl", "muwclass"]\n')
+    monkeypatch.delenv("CSCAT_FAMILIES")
+    monkeypatch.setenv("CSCAT_CONFIG", str(tmp_path / "cfg.toml"))
+    assert Settings().primary_family == "ctl"
+    # an explicit choice wins
+    monkeypatch.setenv("CSCAT_PRIMARY_FAMILY", "ctl")
+    assert Settings(families=["ctl", "gbm"]).primary_family == "ctl"
+
+
+def test_the_test_suites_pin_ctl_and_their_subprocesses_see_it():
+    """tests/conftest.py pins CSCAT_PRIMARY_FAMILY=ctl for the suites written for ctl's
+    adoption; a child process (the previous release's build in tests/release_catalog.py,
+    which passes on os.environ) reads it too."""
+    import os
+    import subprocess
+    import sys
+
+    assert os.environ["CSCAT_PRIMARY_FAMILY"] == "ctl"
+    assert Settings().primary_family == "ctl"
+    out = subprocess.run([sys.executable, "-c", "from db.settings import Settings; "
+                          "print(Settings().primary_family)"],
+                         env={**os.environ}, capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "ctl"

@@ -256,6 +256,8 @@ def config_path(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "config.toml"
     monkeypatch.setenv("CSCAT_CONFIG", str(path))
     monkeypatch.setenv("CSCAT_DATA_DIR", str(tmp_path / "data"))
+    # tests/conftest.py pins primary_family in the environment, which would win over the file
+    monkeypatch.delenv("CSCAT_PRIMARY_FAMILY", raising=False)
     return path
 
 
