@@ -35,7 +35,7 @@ from ingest.adql import referenced_columns
 from ingest.counterparts import CATALOGUES
 from ingest.dates import until_mjd
 from ingest.sample import Sample
-from ingest.sky import crossmatch
+from ingest.sky import SkyIndex
 from ingest.votable_fast import votable_binary2
 
 TAP_PREFIX = "/tap"
@@ -122,7 +122,8 @@ class FakeServices:
         self.simbad_epoch = simbad_epoch
         self.log: list[tuple[str, dict]] = []
         self.failures: list[Failure] = []
-        self._vizier: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        self._vizier: dict[str, tuple[pd.DataFrame, pd.DataFrame, SkyIndex]] = {}
+        self._simbad_index: dict[int, tuple[pd.DataFrame, SkyIndex]] = {}
         self._lock = threading.Lock()
         det = sample.detections
         order = np.lexsort((det["name"].to_numpy(), det["region_id"].to_numpy(),
@@ -313,8 +314,13 @@ class FakeServices:
             raise QueryError(f'Column name "{ra_col}" or "{dec_col}" not found')
         radius = float(params["distMaxArcsec"])
         obj = self.simbad_objects()
-        i1, i2, sep = crossmatch(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
-                                 obj["ra"].to_numpy(), obj["dec"].to_numpy(), radius)
+        with self._lock:  # one k-d tree per SIMBAD snapshot (a replaced one is indexed again)
+            if self._simbad_index.get(self.simbad_epoch, (None,))[0] is not obj:
+                self._simbad_index[self.simbad_epoch] = (
+                    obj, SkyIndex(obj["ra"].to_numpy(), obj["dec"].to_numpy()))
+            index = self._simbad_index[self.simbad_epoch][1]
+        i1, i2, sep = index.pairs(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
+                                  radius)
         order = np.lexsort((sep, i1))
         i1, i2, sep = i1[order], i2[order], sep[order]
         out = pd.concat([
@@ -341,15 +347,16 @@ class FakeServices:
             raise QueryError("distMaxArcsec must not exceed 180")
         name = VIZIER_TABLES[str(params["cat2"])]
         cat = CATALOGUES[name]
-        with self._lock:  # sorted by Dec once per table (a replaced table is sorted again)
+        with self._lock:  # sorted by Dec and indexed once per table (a replaced table again)
             table = sample_counterparts(self.sample)[name]
             if self._vizier.get(name, (None,))[0] is not table:
                 order = np.argsort(table[cat.dec_col].to_numpy(), kind="stable")
-                self._vizier[name] = (table, table.iloc[order].reset_index(drop=True))
-            obj = self._vizier[name][1]
-        i1, i2, sep = crossmatch(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
-                                 obj[cat.ra_col].to_numpy(), obj[cat.dec_col].to_numpy(),
-                                 radius)
+                obj = table.iloc[order].reset_index(drop=True)
+                self._vizier[name] = (table, obj, SkyIndex(obj[cat.ra_col].to_numpy(),
+                                                           obj[cat.dec_col].to_numpy()))
+            _, obj, index = self._vizier[name]
+        i1, i2, sep = index.pairs(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
+                                  radius)
         order = np.lexsort((sep, i1))
         i1, i2, sep = i1[order], i2[order], sep[order]
         if params.get("cols2"):  # the columns asked for (names the table lacks are left out)
