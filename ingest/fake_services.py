@@ -313,12 +313,7 @@ class FakeServices:
         if ra_col not in cat1.columns or dec_col not in cat1.columns:
             raise QueryError(f'Column name "{ra_col}" or "{dec_col}" not found')
         radius = float(params["distMaxArcsec"])
-        obj = self.simbad_objects()
-        with self._lock:  # one k-d tree per SIMBAD snapshot (a replaced one is indexed again)
-            if self._simbad_index.get(self.simbad_epoch, (None,))[0] is not obj:
-                self._simbad_index[self.simbad_epoch] = (
-                    obj, SkyIndex(obj["ra"].to_numpy(), obj["dec"].to_numpy()))
-            index = self._simbad_index[self.simbad_epoch][1]
+        obj, index = self._simbad_sky_index()
         i1, i2, sep = index.pairs(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
                                   radius)
         order = np.lexsort((sep, i1))
@@ -334,10 +329,40 @@ class FakeServices:
         return out
 
 
-    def _xmatch_vizier(self, params: dict, files: dict[str, bytes]) -> pd.DataFrame:
-        """All (cat1 row, catalogue object) pairs within distMaxArcsec, angDist first."""
+    def _simbad_sky_index(self) -> tuple[pd.DataFrame, SkyIndex]:
+        """The current SIMBAD snapshot and its k-d tree (built once per snapshot)."""
+        obj = self.simbad_objects()
+        with self._lock:
+            if self._simbad_index.get(self.simbad_epoch, (None,))[0] is not obj:
+                self._simbad_index[self.simbad_epoch] = (
+                    obj, SkyIndex(obj["ra"].to_numpy(), obj["dec"].to_numpy()))
+            return obj, self._simbad_index[self.simbad_epoch][1]
+
+    def _vizier_table(self, name: str) -> tuple[pd.DataFrame, SkyIndex]:
+        """A served catalogue sorted by Dec and its k-d tree (once per table; a replaced
+        table is sorted and indexed again)."""
         from ingest.sample_counterparts import sample_counterparts
 
+        cat = CATALOGUES[name]
+        with self._lock:
+            table = sample_counterparts(self.sample)[name]
+            if self._vizier.get(name, (None,))[0] is not table:
+                order = np.argsort(table[cat.dec_col].to_numpy(), kind="stable")
+                obj = table.iloc[order].reset_index(drop=True)
+                self._vizier[name] = (table, obj, SkyIndex(obj[cat.ra_col].to_numpy(),
+                                                           obj[cat.dec_col].to_numpy()))
+            return self._vizier[name][1], self._vizier[name][2]
+
+    def index_catalogues(self) -> FakeServices:
+        """Build the k-d trees of SIMBAD and of every served VizieR table now (a real
+        service has them before the first query; the benchmark calls this before timing)."""
+        self._simbad_sky_index()
+        for name in set(VIZIER_TABLES.values()):
+            self._vizier_table(name)
+        return self
+
+    def _xmatch_vizier(self, params: dict, files: dict[str, bytes]) -> pd.DataFrame:
+        """All (cat1 row, catalogue object) pairs within distMaxArcsec, angDist first."""
         cat1 = pd.read_csv(io.BytesIO(files["cat1"]))
         ra_col, dec_col = params.get("colRA1"), params.get("colDec1")
         if ra_col not in cat1.columns or dec_col not in cat1.columns:
@@ -345,16 +370,7 @@ class FakeServices:
         radius = float(params["distMaxArcsec"])
         if radius > 180:
             raise QueryError("distMaxArcsec must not exceed 180")
-        name = VIZIER_TABLES[str(params["cat2"])]
-        cat = CATALOGUES[name]
-        with self._lock:  # sorted by Dec and indexed once per table (a replaced table again)
-            table = sample_counterparts(self.sample)[name]
-            if self._vizier.get(name, (None,))[0] is not table:
-                order = np.argsort(table[cat.dec_col].to_numpy(), kind="stable")
-                obj = table.iloc[order].reset_index(drop=True)
-                self._vizier[name] = (table, obj, SkyIndex(obj[cat.ra_col].to_numpy(),
-                                                           obj[cat.dec_col].to_numpy()))
-            _, obj, index = self._vizier[name]
+        obj, index = self._vizier_table(VIZIER_TABLES[str(params["cat2"])])
         i1, i2, sep = index.pairs(cat1[ra_col].to_numpy(float), cat1[dec_col].to_numpy(float),
                                   radius)
         order = np.lexsort((sep, i1))
