@@ -375,11 +375,12 @@ class FakeServices:
                                   radius)
         order = np.lexsort((sep, i1))
         i1, i2, sep = i1[order], i2[order], sep[order]
+        rows = obj.iloc[i2]  # the matched rows first: a column selection copies the table
         if params.get("cols2"):  # the columns asked for (names the table lacks are left out)
-            obj = obj[[c for c in str(params["cols2"]).split(",") if c in obj.columns]]
+            rows = rows[[c for c in str(params["cols2"]).split(",") if c in obj.columns]]
         return pd.concat([pd.DataFrame({"angDist": np.round(sep, 6)}),
                           cat1.iloc[i1].reset_index(drop=True),
-                          obj.iloc[i2].reset_index(drop=True)], axis=1)
+                          rows.reset_index(drop=True)], axis=1)
 
 
 def _csv(df: pd.DataFrame) -> bytes:
