@@ -84,6 +84,11 @@ def main(argv=None) -> int:
                     help="run only these parts (the SQL queries run with the pipeline; "
                          "incremental: the all-families update, which needs the pipeline's "
                          "catalog, so it runs the pipeline too)")
+    ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                    help="keep the embedded server's data in DIR; the catalog prepared for "
+                         "the all-families updates is kept there (bench_e2e_<n>_families) "
+                         "and a later run with --keep DIR runs those updates on a copy of it, "
+                         "skipping the build, the ctl updates and the SQL queries of that size")
     args = ap.parse_args(argv)
     sizes = sorted(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
     repeat = args.repeat or (2 if args.quick else 3)
@@ -100,7 +105,7 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     if "classifier" in parts:
         rows += _classifier(sizes, repeat, args.quick, log)
-    server = BenchServer()
+    server = BenchServer(keep=args.keep)
     try:
         pg = server.version()
         if "ingest" in parts:
@@ -113,7 +118,7 @@ def main(argv=None) -> int:
                 rows += bench_pipeline.run_size(server, n, repeat, increment_size=increment,
                                                 log=log, on_built=sql,
                                                 family_repeat=repeat if "incremental" in parts
-                                                else 0)
+                                                else 0, keep=args.keep is not None)
     finally:
         server.stop()
     for fig in ("incremental_update", "incremental_all_families"):

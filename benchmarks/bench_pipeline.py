@@ -124,17 +124,40 @@ def increment(engine, sample, until: float | None, cfg=None) -> dict:
 
 def run_size(server: BenchServer, n_detections: int, repeat: int = 3,
              increment_size: int = INCREMENT, seed: int = 6, log=print,
-             on_built=None, family_repeat: int = 0) -> list[dict]:
+             on_built=None, family_repeat: int = 0, keep: bool = False) -> list[dict]:
     """Full build at ``n_detections`` (once) and ``repeat`` incremental updates into it.
 
     ``on_built(engine)``: called on the finished catalog before it is dropped (the SQL
     benchmark runs there); the rows it returns are appended. ``family_repeat``: then as
-    many updates with every family and the counterpart step (``bench_incremental``)."""
+    many updates with every family and the counterpart step (``bench_incremental``).
+    ``keep`` (with ``family_repeat``): the catalog prepared for the family updates is kept
+    as database ``bench_e2e_<n>_families`` (on a server whose data dir is kept), and a later
+    run with a kept one skips the build, the ctl updates and the preparation: it runs the
+    family updates on a fresh copy of it."""
     from ingest.sample import generate_sample
 
     sample = generate_sample(n_detections=n_detections, seed=seed)
     cuts = cut_points(sample, increment_size, repeat + family_repeat)
-    engine = server.database(f"bench_e2e_{n_detections}")
+    name = f"bench_e2e_{n_detections}"
+    kept = f"{name}_families"
+    probe = server.existing(kept) if keep and family_repeat else None
+    if probe is not None:
+        from benchmarks import bench_incremental
+
+        engine = server.copy(kept, name, engine=probe)
+        try:
+            log(f"n={n_detections:,}: family updates on a copy of the kept {kept}")
+            return bench_incremental.run_on(engine, sample, cuts[repeat + 1:], settings(),
+                                            n_detections, log=log, prepared=True)
+        finally:
+            server.drop(engine)
+
+    def keep_prepared(engine):
+        server.copy(name, kept, engine=engine).dispose()
+        log(f"n={n_detections:,}: kept the prepared catalog as {kept}")
+        return engine
+
+    engine = server.database(name)
     try:
         b = build(engine, sample, until=cuts[0])
         log(f"full build n={n_detections:,}: {b['seconds']:.1f} s "
@@ -147,8 +170,9 @@ def run_size(server: BenchServer, n_detections: int, repeat: int = 3,
         if family_repeat:
             from benchmarks import bench_incremental
 
-            extra = extra + bench_incremental.run_on(engine, sample, cuts[repeat + 1:],
-                                                     settings(), n_detections, log=log)
+            extra = extra + bench_incremental.run_on(
+                engine, sample, cuts[repeat + 1:], settings(), n_detections, log=log,
+                on_prepared=keep_prepared if keep else None)
     finally:
         server.drop(engine)
     secs = [i["seconds"] for i in incs]

@@ -176,6 +176,22 @@ class BenchServer:
         self._engines.append(engine)
         return engine
 
+    def copy(self, source: str, name: str, engine=None):
+        """Database ``name`` as a copy of database ``source`` (``CREATE DATABASE ... TEMPLATE``;
+        ``engine``: an engine on ``source``, disposed first, as the copy needs it idle).
+        Returns the engine of the copy. Both names are the benchmark's own."""
+        import psycopg
+        from sqlalchemy import create_engine
+
+        if engine is not None:
+            engine.dispose()
+        with psycopg.connect(self.info.url(database="postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+        copy = create_engine(self.info.url("postgresql+psycopg", name))
+        self._engines.append(copy)
+        return copy
+
     def drop(self, engine) -> None:
         import psycopg
 

@@ -200,19 +200,32 @@ class SampleCounterparts:
     def __init__(self, sample, radius_arcsec: float = NEIGHBOUR_RADIUS_ARCSEC) -> None:
         self.sample, self.radius = sample, radius_arcsec
         self.url = f"sample-counterparts:seed={sample.seed}"
+        self._index: dict[str, tuple] = {}  # per table: (table, k-d tree, rows)
+
+    def _sky_index(self, name: str, obj: pd.DataFrame):
+        from ingest.sky import SkyIndex
+
+        if self._index.get(name, (None,))[0] is not obj:
+            cat = CATALOGUES[name]
+            # rows are taken from a shallow copy without attrs: pandas deep-copies attrs
+            # (the generator's ``true_of``, one value per object) in every iloc
+            rows = obj.copy(deep=False)
+            rows.attrs = {}
+            self._index[name] = (obj, SkyIndex(obj[cat.ra_col].to_numpy(),
+                                               obj[cat.dec_col].to_numpy()), rows)
+        return self._index[name][1], self._index[name][2]
 
     def neighbours(self, sources: pd.DataFrame, on_progress=None) -> pd.DataFrame:
         from ingest.counterparts import neighbours_frame
-        from ingest.sky import crossmatch
 
         src = sources[["name", "ra", "dec"]].drop_duplicates("name").reset_index(drop=True)
         frames = []
         for name, obj in sample_counterparts(self.sample).items():
             cat = CATALOGUES[name]
-            i1, i2, sep = crossmatch(src["ra"].to_numpy(float), src["dec"].to_numpy(float),
-                                     obj[cat.ra_col].to_numpy(), obj[cat.dec_col].to_numpy(),
-                                     self.radius)
-            o = obj.iloc[i2]
+            index, rows = self._sky_index(name, obj)
+            i1, i2, sep = index.pairs(src["ra"].to_numpy(float), src["dec"].to_numpy(float),
+                                      self.radius)
+            o = rows.iloc[i2]
             frames.append(neighbours_frame(
                 cat, src["name"].to_numpy()[i1], o[cat.ra_col], o[cat.dec_col], sep,
                 o[cat.id_col], o[cat.err_cols[0]], o[cat.err_cols[1]],

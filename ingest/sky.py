@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -47,8 +48,11 @@ def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))) * 3600.0
 
 
-def crossmatch(ra1, dec1, ra2, dec2, radius_arcsec: float):
-    """All pairs (i1, i2, sep_arcsec) with separation <= radius; sweep over Dec-sorted cat2."""
+def crossmatch_sweep(ra1, dec1, ra2, dec2, radius_arcsec: float):
+    """All pairs (i1, i2, sep_arcsec) with separation <= radius; sweep over Dec-sorted cat2.
+
+    The reference (and the order :class:`SkyIndex` reproduces): pairs by ``i1``, then by
+    cat2's place in its stable Dec order. Sorts the whole of cat2 at every call."""
     ra1, dec1 = np.asarray(ra1, float), np.asarray(dec1, float)
     ra2, dec2 = np.asarray(ra2, float), np.asarray(dec2, float)
     order = np.argsort(dec2, kind="stable")
@@ -63,6 +67,58 @@ def crossmatch(ra1, dec1, ra2, dec2, radius_arcsec: float):
     sep = separation_arcsec(ra1[i1], dec1[i1], ra2[i2], dec2[i2])
     keep = sep <= radius_arcsec
     return i1[keep], i2[keep], sep[keep]
+
+
+class SkyIndex:
+    """A k-d tree over a catalogue's unit vectors, built once: :meth:`pairs` costs what the
+    queried positions find, not a pass over the whole catalogue (the sweep sorts it all at
+    every call, so matching a catalogue in chunks was quadratic).
+
+    Candidates are the points within a chord a little longer than the radius's
+    (2 sin(r/2), plus a margin far above rounding); the kept pairs are those whose
+    haversine separation is <= the radius, ordered as :func:`crossmatch_sweep` orders them,
+    so both give the same pairs in the same order."""
+
+    #: relative margin on the chord radius (rounding of the unit vectors is ~1e-16)
+    MARGIN = 1e-9
+
+    def __init__(self, ra, dec) -> None:
+        from scipy.spatial import cKDTree
+
+        self.ra, self.dec = np.asarray(ra, float), np.asarray(dec, float)
+        self.tree = cKDTree(_to_xyz(self.ra, self.dec).T) if len(self.ra) else None
+        order = np.argsort(self.dec, kind="stable")
+        self.rank = np.empty(len(order), dtype=np.int64)  # place in the stable Dec order
+        self.rank[order] = np.arange(len(order))
+
+    def __len__(self) -> int:
+        return len(self.ra)
+
+    def pairs(self, ra1, dec1, radius_arcsec: float):
+        """(i1, i2, sep_arcsec) of every pair within ``radius_arcsec``."""
+        ra1, dec1 = np.asarray(ra1, float), np.asarray(dec1, float)
+        empty = np.zeros(0, dtype=np.int64)
+        if self.tree is None or len(ra1) == 0:
+            return empty, empty, np.zeros(0)
+        r = np.radians(min(float(radius_arcsec), 648000.0) / 3600.0)
+        chord = 2.0 * np.sin(r / 2.0) * (1.0 + self.MARGIN) + 1e-15
+        found = self.tree.query_ball_point(_to_xyz(ra1, dec1).T, chord)
+        n = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
+        i1 = np.repeat(np.arange(len(ra1), dtype=np.int64), n)
+        i2 = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64,
+                         count=int(n.sum()))
+        sep = separation_arcsec(ra1[i1], dec1[i1], self.ra[i2], self.dec[i2])
+        keep = sep <= radius_arcsec
+        i1, i2, sep = i1[keep], i2[keep], sep[keep]
+        order = np.lexsort((self.rank[i2], i1))
+        return i1[order], i2[order], sep[order]
+
+
+def crossmatch(ra1, dec1, ra2, dec2, radius_arcsec: float):
+    """All pairs (i1, i2, sep_arcsec) with separation <= radius, as :func:`crossmatch_sweep`
+    gives them (same pairs, same order), through a :class:`SkyIndex` of cat2 (build one and
+    keep it to match the same catalogue many times)."""
+    return SkyIndex(ra2, dec2).pairs(ra1, dec1, radius_arcsec)
 
 
 def _digits(values: np.ndarray, width: int) -> np.ndarray:

@@ -99,7 +99,9 @@ class MUWClass(Family):
     """Random forest + SMOTE + Monte Carlo draws of the inputs within their errors.
 
     Parameters: ``feature_set``, ``n_estimators``, ``max_depth``, ``min_samples_leaf``,
-    ``max_features``, ``smote`` (bool), ``smote_k``, ``class_weight`` (forest's),
+    ``max_features``, ``max_leaf_nodes`` and ``max_samples`` (the forest's: leaves per tree
+    and bootstrap rows per tree, an int capped at the training rows; None, the default and
+    MUWCLASS's setting: unbounded), ``smote`` (bool), ``smote_k``, ``class_weight`` (forest's),
     ``train_draws`` (Monte Carlo copies of the labelled rows added to the training set, each
     drawn within the errors as at prediction), ``n_draws`` (Monte Carlo draws at
     prediction), ``chunk_size`` (rows per forest call; bounds memory), ``n_jobs``,
@@ -120,6 +122,8 @@ class MUWClass(Family):
         max_depth: int | None = None,
         min_samples_leaf: int = 1,
         max_features: str | float | None = "sqrt",
+        max_leaf_nodes: int | None = None,
+        max_samples: int | float | None = None,
         smote: bool = True,
         smote_k: int = 4,
         class_weight: str | None = None,
@@ -134,6 +138,8 @@ class MUWClass(Family):
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
+        self.max_leaf_nodes = max_leaf_nodes
+        self.max_samples = max_samples
         self.smote = smote
         self.smote_k = smote_k
         self.class_weight = class_weight
@@ -156,11 +162,16 @@ class MUWClass(Family):
         Z = self._standardise(F)
         if self.smote:
             Z, code = smote_with_missing(Z, code, self.smote_k, self.random_state)
+        rows = self.max_samples
+        if isinstance(rows, (int, np.integer)) and not isinstance(rows, bool) and rows >= len(Z):
+            rows = None  # fewer rows than the bound: every tree sees a full bootstrap
         self.forest_ = RandomForestClassifier(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
             min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features,
+            max_leaf_nodes=self.max_leaf_nodes,
+            max_samples=rows,
             class_weight=self.class_weight,
             n_jobs=self.n_jobs,
             random_state=self.random_state,

@@ -111,11 +111,12 @@ def test_fit_predict_shapes_and_reasons(name, data, fitted):
     assert acc > 0.8, acc
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_save_load_bit_identical(name, data, fitted):
+def test_save_load_bit_identical(name, version, data, fitted):
     X, _ = data
     m = fitted[name]
-    blob = save(m)
+    blob = save(m, version=version)
     assert isinstance(blob, bytes)
     m2 = load(blob)
     assert type(m2) is type(m)
@@ -218,7 +219,7 @@ def test_claxboi_extra_columns(data, fitted):
 def test_load_rejects_garbage_and_untrusted_types(fitted):
     with pytest.raises(ValueError, match="not a saved"):
         load(b"not a zip")
-    blob = save(fitted["gbm"])
+    blob = save(fitted["gbm"], version=1)  # format 1: the booster in skops
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
 

@@ -179,3 +179,21 @@ def test_a_changed_counterpart_is_reclassified_by_the_families_using_counterpart
     assert set(changes["name"]) == differ
     after = oracle.check(engine, SETTINGS)
     assert after.ok, oracle.format_differences(after)
+
+
+def test_source_features_by_key_equal_the_whole_read(engine, built, monkeypatch):
+    """Read by key (the sources asked for, through the indexes), through the temp table (a
+    large set) and for the whole catalog: the same rows and values."""
+    from db import family_store as fs
+
+    with engine.connect() as conn:
+        whole = fs.source_features(conn)
+        ids = whole["source_id"].to_numpy()[::3]
+        by_key = fs.source_features(conn, list(ids[::-1]) + list(ids[:5]))  # any order, dups
+        monkeypatch.setattr(fs, "KEYED_READ_MAX", 0)
+        by_table = fs.source_features(conn, ids)
+        conn.rollback()
+    want = whole[whole["source_id"].isin(ids)].reset_index(drop=True)
+    assert len(want) == len(ids) > 10
+    pd.testing.assert_frame_equal(by_key, want)
+    pd.testing.assert_frame_equal(by_table, want)
