@@ -62,14 +62,14 @@ WRAPPED = {
     "refit.fit": ("classifier.ClusterThenLabel", "fit"),
     "refit.validate": ("pipeline.classify", "validate"),
     "refit.store_model": ("db.catalog_store", "store_model"),
-    "refit.family_fit": ("pipeline.families", "validate_family"),
-    "refit.family_store": ("db.family_store", "store_family_model"),
-    "refit.family_done": ("pipeline.families", "refit_family"),
+    "family_refit.fit": ("pipeline.families", "validate_family"),
+    "family_refit.store": ("db.family_store", "store_family_model"),
+    "family_refit.done": ("pipeline.families", "refit_family"),
     "publish.set_model_status": ("db.catalog_store", "set_model_status"),
     "publish.create_release": ("db.catalog_store", "create_release"),
     "publish.write_detection_results": ("db.catalog_store", "write_detection_results"),
-    "publish.families": ("pipeline.families", "publish_families"),
-    "publish.family_results": ("db.family_store", "write_family_results"),
+    "family_publish.families": ("pipeline.families", "publish_families"),
+    "family_publish.results": ("db.family_store", "write_family_results"),
     "publish.master_inputs": ("db.catalog_store", "master_inputs"),
     "publish.write_source_results": ("db.catalog_store", "write_source_results"),
     "publish.finish_release": ("db.catalog_store", "finish_release"),
@@ -382,7 +382,8 @@ def serve() -> None:
 
 
 #: The phases of a run a kill point belongs to, in order.
-PHASES = ("ingest", "simbad", "counterparts", "refit", "publish")
+PHASES = ("ingest", "simbad", "counterparts", "refit", "family_refit", "publish",
+          "family_publish")
 
 
 def phase_of_hits(trace: list[str]) -> list[tuple[str, int, str]]:
