@@ -27,7 +27,7 @@ from sklearn.mixture import GaussianMixture
 
 from ._parallel import fit_gmm, map_chunks
 from .features import DEFAULT_FEATURES, LOG_FEATURES, SCALE_FEATURES
-from .model_check import FORMAT, FORMAT_VERSION, InvalidModelError, check_model_dict
+from .model_check import FORMAT, FORMAT_VERSION, REL_TOL, InvalidModelError, check_model_dict
 from .taxonomy import CLASSES
 from .transform import FeatureTransform, check_columns, feature_matrix
 
@@ -55,6 +55,17 @@ def _plain_gmm(n_components: int, random_state, gd: dict) -> GaussianMixture:
 
 class NotFittedError(RuntimeError):
     """Raised when a model is used before :meth:`ClusterThenLabel.fit`."""
+
+
+def class_pinv(cov: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of a class covariance. ``np.linalg.pinv`` of a near-singular matrix
+    can come out asymmetric beyond ``model_check``'s tolerance, and the model would then be
+    refused on load: such a result is symmetrised; any other is kept bit for bit."""
+    p = np.linalg.pinv(np.atleast_2d(cov))
+    scale = max(float(np.abs(p).max()), np.finfo(float).tiny) if p.size else 1.0
+    if p.size and np.abs(p - p.T).max() / scale > REL_TOL:
+        p = (p + p.T) / 2
+    return p
 
 
 class ClusterThenLabel:
@@ -212,7 +223,7 @@ class ClusterThenLabel:
         for k, c in zip(*np.nonzero(usable), strict=True):
             Zc = Z[(cluster == k) & (code == c)]
             means[k, c] = Zc.mean(axis=0)
-            pinv[k, c] = np.linalg.pinv(np.atleast_2d(np.cov(Zc, rowvar=False, ddof=1)))
+            pinv[k, c] = class_pinv(np.cov(Zc, rowvar=False, ddof=1))
         self.min_labeled_ = min_n
         self.class_counts_ = counts
         self.usable_ = usable

@@ -180,6 +180,19 @@ def store_family_model(conn: Connection, *, family: str, taxonomy: Sequence[str]
          "note": note}).scalar_one()
 
 
+def reusable_family_candidate(conn: Connection, family: str, params: dict,
+                              input_digest: str) -> dict | None:
+    """The newest ``candidate`` model of ``family`` fitted on ``input_digest`` with
+    ``params`` (with ``model_bytes``), or None: left by a process that ended between the
+    family refit's commit and the publish (as ``catalog_store.reusable_candidate``)."""
+    row = conn.execute(text(
+        f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'candidate' AND family = :f "
+        "AND input_digest = :d AND params = CAST(:p AS jsonb) "
+        "ORDER BY model_id DESC LIMIT 1"),
+        {"f": family, "d": input_digest, "p": json.dumps(params)}).mappings().one_or_none()
+    return dict(row) if row else None
+
+
 def active_family_model(conn: Connection, family: str) -> dict | None:
     """The active model row of ``family`` (with ``model_bytes``), or None."""
     row = conn.execute(text(f"SELECT * FROM {SCHEMA}.fitted_model WHERE status = 'active' "

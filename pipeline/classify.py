@@ -313,7 +313,6 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                 promote = None  # already active: promoting it again changes nothing
             if promote is not None:
                 store.set_model_status(conn, promote, "active")
-            store.resolve_candidates(conn, promote)  # none stays candidate past a publish
             active = store.active_model(conn)
             if active is None:
                 raise NothingChanged("no active model: run a refit first")
@@ -339,6 +338,9 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                 affected = store.affected_sources(conn, release_id)
             fam = families.publish_families(conn, settings, release_id, affected,
                                             promote_families, reclassify_all)
+            # none stays candidate past a publish; after the families' promotion, which
+            # would otherwise be noted "not promoted" before being made active
+            store.resolve_candidates(conn, promote)
             rebuild = families.primary_sources(conn, settings, release_id, affected)
             with step("master results ctl"):
                 master = _master_frame(conn, rebuild, model, model_id, settings)

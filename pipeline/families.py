@@ -177,6 +177,9 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
                            v.get("aggregated", {}).get("accuracy"), False,
                            f"no new model: the input and parameters equal those of the "
                            f"active {family} model {active['model_id']}", new_model=False)
+    reused = _reuse_candidate(engine, settings, family, params, digest, X, n_lab, active)
+    if reused is not None:
+        return reused
     log.info("fitting %s on %d sources, %d labelled", family, len(X), n_lab)
     try:
         with threadpool_limits(1):  # OpenMP spinning on a shared machine costs 10x and more
@@ -213,6 +216,39 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
                        figures={"balanced_accuracy": report["balanced_accuracy"],
                                 "coarse_accuracy": report["coarse"]["accuracy"],
                                 "ece": report["calibration"]["fine"]["ece"]})
+
+
+def _reuse_candidate(engine: Engine, settings: Settings, family: str, params: dict,
+                     digest: str, X: pd.DataFrame, n_lab: int,
+                     active: dict | None) -> FamilyRefit | None:
+    """The ``candidate`` of ``family`` a process left when it ended between this refit's
+    commit and the publish, if fitted on this very input with these parameters and still
+    promoted by the policy: the fit is seeded, so fitting again would store an identical
+    twin and a rerun after a crash would not end equal to an uninterrupted run (as the ctl
+    refit's ``classify._reuse_candidate``). None otherwise (the next publish rejects it)."""
+    with engine.connect() as conn:
+        row = fstore.reusable_family_candidate(conn, family, params, digest)
+    if row is None:
+        return None
+    model = load(bytes(row["model_bytes"]))
+    _, reasons = model.feature_set_.build(X)
+    n_left = int((reasons != None).sum())  # noqa: E711
+    v = row["validation"] or {}
+    agg = v.get("aggregated", {}).get("accuracy")
+    refused = ("too many unclassifiable sources"
+               if n_left > settings.max_unclassifiable_share * len(X) else None)
+    promote, _ = promotion(agg, active, settings.promotion_tolerance, refused=refused,
+                           what=f"{family} model", first="first model of the family")
+    if not promote:
+        return None  # the settings changed since: decide afresh
+    log.info("reusing %s model %d: fitted on this input before its publish was cut short",
+             family, row["model_id"])
+    return FamilyRefit(family, int(row["model_id"]), len(X), n_lab,
+                       v.get("fine", {}).get("accuracy"), agg, True,
+                       f"no new model: candidate {family} model {row['model_id']} was fitted "
+                       f"on this input with these parameters by a run that ended before "
+                       f"publishing it; it is promoted now ({row['note']})", new_model=False,
+                       n_unclassifiable=n_left)
 
 
 def needs_family_refit(engine: Engine, settings: Settings) -> list[str]:

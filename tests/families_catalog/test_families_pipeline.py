@@ -163,3 +163,26 @@ def test_sources_added_while_a_family_was_disabled_get_its_results(pg_server, se
     assert left == 0
     assert classify.publish(other, settings) is None
     other.dispose()
+
+
+def test_a_refit_cut_short_before_its_publish_is_reused_then_promoted(engine, catalog,
+                                                                      settings):
+    """A run killed between a family refit's commit and the publish leaves a candidate; the
+    rerun reuses it (a seeded twin would make the rerun differ from an uninterrupted run),
+    and the publish that promotes it does not note it "not promoted"."""
+    with engine.begin() as conn:  # the active model was fitted on other input, and worse
+        conn.execute(text(
+            "UPDATE catalog.fitted_model SET input_digest = 'other', validation = "
+            "jsonb_set(validation, '{aggregated,accuracy}', '0.0') "
+            "WHERE family = 'claxboi' AND status = 'active'"))
+    first = families.refit_family(engine, settings, "claxboi")  # then the run is killed
+    assert first.new_model and first.promote
+    n = q(engine, "SELECT count(*) AS n FROM catalog.fitted_model").n[0]
+    again = families.refit_family(engine, settings, "claxboi")  # the rerun
+    assert (again.model_id, again.promote, again.new_model) == (first.model_id, True, False)
+    assert q(engine, "SELECT count(*) AS n FROM catalog.fitted_model").n[0] == n
+    release = classify.publish(engine, settings, promote_families={"claxboi": again.model_id})
+    assert release is not None
+    row = q(engine, "SELECT status, note FROM catalog.fitted_model WHERE model_id = :m",
+            m=again.model_id).iloc[0]
+    assert row.status == "active" and "not promoted" not in (row.note or ""), row.note

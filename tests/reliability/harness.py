@@ -62,9 +62,14 @@ WRAPPED = {
     "refit.fit": ("classifier.ClusterThenLabel", "fit"),
     "refit.validate": ("pipeline.classify", "validate"),
     "refit.store_model": ("db.catalog_store", "store_model"),
+    "family_refit.fit": ("pipeline.families", "validate_family"),
+    "family_refit.store": ("db.family_store", "store_family_model"),
+    "family_refit.done": ("pipeline.families", "refit_family"),
     "publish.set_model_status": ("db.catalog_store", "set_model_status"),
     "publish.create_release": ("db.catalog_store", "create_release"),
     "publish.write_detection_results": ("db.catalog_store", "write_detection_results"),
+    "family_publish.families": ("pipeline.families", "publish_families"),
+    "family_publish.results": ("db.family_store", "write_family_results"),
     "publish.master_inputs": ("db.catalog_store", "master_inputs"),
     "publish.write_source_results": ("db.catalog_store", "write_source_results"),
     "publish.finish_release": ("db.catalog_store", "finish_release"),
@@ -126,7 +131,7 @@ def run_command(engine, sample, name: str) -> dict:
     from db.settings import Settings
     from ingest.sample_counterparts import SampleCounterparts
     from ingest.sample_source import SampleCsc, SampleSimbad
-    from pipeline import classify, counterparts, ingest
+    from pipeline import classify, counterparts, families, ingest
 
     spec = COMMANDS[name]
     settings = Settings(n_components=6, random_state=42,
@@ -142,8 +147,13 @@ def run_command(engine, sample, name: str) -> dict:
             engine, cps, settings, refresh_days=settings.counterpart_refresh_days).counterparts
         do_refit = spec["refit"] == "auto" and classify.needs_refit(engine, settings)[0]
         fitted = classify.refit(engine, settings) if do_refit else None
+        names = families.source_families(settings) if do_refit \
+            else families.needs_family_refit(engine, settings)
+        fam = {f: families.refit_family(engine, settings, f) for f in names}
+        promote_fam = {f: r.model_id for f, r in fam.items() if r.promote}
         promote = fitted.model_id if fitted and fitted.promote else None
-        release = classify.publish(engine, settings, promote=promote)
+        release = classify.publish(engine, settings, promote=promote,
+                                   promote_families=promote_fam)
         out["release"] = release.catalog_version if release else None
     return out
 
@@ -372,7 +382,8 @@ def serve() -> None:
 
 
 #: The phases of a run a kill point belongs to, in order.
-PHASES = ("ingest", "simbad", "counterparts", "refit", "publish")
+PHASES = ("ingest", "simbad", "counterparts", "refit", "family_refit", "publish",
+          "family_publish")
 
 
 def phase_of_hits(trace: list[str]) -> list[tuple[str, int, str]]:
@@ -732,6 +743,18 @@ def _view_columns(conn) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def _families_without_ids(e: str) -> str:
+    """A release's ``counts.families`` (per family: its model, how many sources, the model
+    promoted) with the model ids replaced by whether one was promoted: a killed family
+    refit consumes sequence values, so a rerun's ids may differ from an uninterrupted
+    run's (the models themselves are compared by the ``family_model`` view)."""
+    return (f"CASE WHEN jsonb_typeof({e} -> 'families') = 'object' THEN jsonb_build_object("
+            f"'families', coalesce((SELECT jsonb_object_agg(f.k, (f.v - ARRAY['model_id', "
+            f"'promoted_model']::text[]) || jsonb_build_object('promoted', "
+            f"f.v -> 'promoted_model' <> 'null'::jsonb)) FROM jsonb_each({e} -> 'families') "
+            f"AS f(k, v)), '{{}}'::jsonb)) ELSE '{{}}'::jsonb END")
+
+
 def _view_rows_sql(conn, view: str, cols: list[tuple[str, str]]) -> str:
     """SELECT of the comparable columns of ``view`` as one text per row (identifiers come
     from the server's own catalog and are quoted; a digested table's rows carry their
@@ -743,7 +766,8 @@ def _view_rows_sql(conn, view: str, cols: list[tuple[str, str]]) -> str:
             continue
         e = f"t.{q(col)}"
         if typ == "jsonb":
-            e = f"({e} - ARRAY[{', '.join(repr(k) for k in VOLATILE_JSON_KEYS)}]::text[])"
+            e = f"({e} - ARRAY[{', '.join(repr(k) for k in VOLATILE_JSON_KEYS)}]::text[]" \
+                f" || {_families_without_ids(e)})"
         exprs.append(e)
     join = " JOIN catalog.csc_source s USING (source_id)" if view in DIGEST_TABLES else ""
     return f"SELECT ROW({', '.join(exprs)})::text AS x FROM catalog.{q(view)} t{join}"

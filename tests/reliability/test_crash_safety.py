@@ -1,10 +1,11 @@
 """Crash safety: SIGKILL the pipeline at seeded random points of ingest, SIMBAD,
-counterparts, refit and publish; after each kill the catalog holds
+counterparts, refit, family refit, publish and family publish; after each kill the catalog holds
 (``harness.check_catalog``), no stale lock blocks the next run, and rerunning the killed
 command ends equal (digest of every view in schema ``catalog`` and of the counterpart
 tables) to an uninterrupted run on the same input.
 
-A run is ``update1`` (epoch 1: ingest until 2014, SIMBAD, counterparts, fit, publish) then
+A run is ``update1`` (epoch 1: ingest until 2014, SIMBAD, counterparts, fit ctl and every source
+family, publish) then
 ``update2`` (the rest, a SIMBAD snapshot with changed types, counterparts of the new
 sources, reapply the model, publish), each run as
 ``cscat update`` runs it, in a child forked by ``harness.ForkServer``. The schedule is drawn
