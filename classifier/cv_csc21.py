@@ -59,7 +59,7 @@ def _mean(*runs):
     return run
 
 
-#: The candidates (compare's PARAMS["csc21"]["gbm"] is ``gbm_plus``).
+#: The candidates (compare's PARAMS["csc21"]["gbm"] is ``gbm_bands_lr05``).
 CANDIDATES: dict[str, Callable] = {
     "gbm_plus": _family("gbm", feature_set="csc_hr_plus", select_iter=False),
     "gbm_bands": _family("gbm", feature_set="csc_hr_bands", select_iter=False),
