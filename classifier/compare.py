@@ -55,9 +55,11 @@ PARAMS: dict[str, dict[str, dict]] = {
         "ctl": {"features": FEATURES_NO_NEWQ},
         "muwclass": {"feature_set": "csc_hr"},
         "claxboi": {"feature_set": "csc_hr"},
-        # csc_hr_bands and a fixed 200 iterations at learning rate 0.1, 31 leaves: the best of
-        # the settings tried by CV on the 70% training part only (classifier.cv_csc21, README)
-        "gbm": {"feature_set": "csc_hr_bands", "select_iter": False},
+        # csc_hr_bands and a fixed 400 iterations at learning rate 0.05, 31 leaves: the best of
+        # the settings tried by CV on the 70% training part only (classifier.cv_csc21
+        # gbm_bands_lr05, README)
+        "gbm": {"feature_set": "csc_hr_bands", "select_iter": False, "learning_rate": 0.05,
+                "max_iter": 400},
     },
     "muwclass_td": {
         "ctl": {

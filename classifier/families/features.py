@@ -150,6 +150,27 @@ def hardness_closure(hm: np.ndarray, ms: np.ndarray, hs: np.ndarray) -> np.ndarr
         return hs - implied
 
 
+def _ratio(hr: np.ndarray) -> np.ndarray:
+    """Band count ratio B/A implied by the hardness ratio (B-A)/(B+A)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (1 + hr) / (1 - hr)
+
+
+def _to_hr(r: np.ndarray) -> np.ndarray:
+    """Hardness ratio (r-1)/(r+1) of a band count ratio r (NaN where undefined)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(np.isinf(r), 1.0, (r - 1) / (r + 1))
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def closures(hm: np.ndarray, ms: np.ndarray, hs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``hm`` minus the ratio implied by ``ms`` and ``hs``, and ``ms`` minus the ratio implied
+    by ``hm`` and ``hs`` (the other two residuals of :func:`hardness_closure`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b, c = _ratio(ms), _ratio(hm), _ratio(hs)  # M/S, H/M, H/S
+        return hm - _to_hr(c / a), ms - _to_hr(c / b)
+
+
 def band_shares(hm: np.ndarray, ms: np.ndarray) -> tuple[np.ndarray, ...]:
     """Shares S/(S+M+H), M/(S+M+H), H/(S+M+H) of the band counts implied by the hardness
     ratios ``ms`` = (M-S)/(M+S) and ``hm`` = (H-M)/(H+M) (NaN where either is missing)."""
@@ -173,6 +194,13 @@ def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.
         "log_bb_kt_minus_gamma": lambda: _log10(cols["bb_kt"]) - cols["powlaw_gamma"],
         **{f"hard_share_{b}": (lambda i=i: band_shares(cols["hard_hm"], cols["hard_ms"])[i])
            for i, b in enumerate(XRAY_BANDS)},
+        **{f"hard_{r}_closure": (lambda i=i: closures(
+            cols["hard_hm"], cols["hard_ms"], cols["hard_hs"])[i])
+           for i, r in enumerate(("hm", "ms"))},
+        "var_prob_max": lambda: np.fmax(np.fmax(cols["var_prob_b"], cols["var_prob_h"]),
+                                        cols["var_prob_s"]),
+        "log_var_ratio_max": lambda: _log10(np.fmax(np.fmax(
+            cols["var_ratio_b"], cols["var_ratio_h"]), cols["var_ratio_s"])),
     }
     out = []
     for f in fs.features:
@@ -276,6 +304,7 @@ def _build_csc_hr_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, 
 
 _BUILDERS = {
     "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr, "csc_hr_bands": _build_csc_hr,
+    "csc_hr_bands_x": _build_csc_hr,
     "csc_hr_mw": _build_csc_hr_mw,
     "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
 }  # fmt: skip
@@ -326,6 +355,11 @@ _CSC_HR_PLUS = _CSC_HR_FEATURES + [
 #: which a tree splits on more easily than on the two ratios)
 _CSC_HR_BANDS = _CSC_HR_PLUS + [f"hard_share_{b}" for b in XRAY_BANDS]
 
+#: csc_hr_bands + the other two hardness closures and the largest variability probability
+#: and ratio over the three bands (tried by classifier.cv_csc21)
+_CSC_HR_BANDS_X = _CSC_HR_BANDS + ["hard_hm_closure", "hard_ms_closure", "var_prob_max",
+                                   "log_var_ratio_max"]
+
 
 def _cats_csc(features: list[str]) -> dict[str, str]:
     return {
@@ -359,6 +393,9 @@ FEATURE_SETS: dict[str, FeatureSet] = {
     ),
     "csc_hr_bands": FeatureSet(
         "csc_hr_bands", CSC_HR_COLUMNS, _CSC_HR_BANDS, _cats_csc(_CSC_HR_BANDS)
+    ),
+    "csc_hr_bands_x": FeatureSet(
+        "csc_hr_bands_x", CSC_HR_COLUMNS, _CSC_HR_BANDS_X, _cats_csc(_CSC_HR_BANDS_X)
     ),
     "csc_hr_mw": FeatureSet(
         "csc_hr_mw", _CSC_HR_MW_COLUMNS, _CSC_HR_MW,

@@ -273,3 +273,24 @@ def test_band_shares_by_hand():
     f = dict(zip(fs.features, F[0], strict=True))
     assert r[0] is None and fs.categories["hard_share_h"] == "hardness"
     assert f["hard_share_s"] == pytest.approx(1 / 7) and f["hard_share_h"] == pytest.approx(4 / 7)
+
+
+def test_other_closures_by_hand():
+    # counts S=10, M=20, H=40 close exactly; hm shrunk to 0.2 and ms to 0.2 by few counts
+    hm, ms, hs = np.array([1 / 3, 0.2, 1 / 3]), np.array([1 / 3, 1 / 3, 0.2]), np.full(3, 0.6)
+    r_hm, r_ms = fmod.closures(hm, ms, hs)
+    assert r_hm[0] == pytest.approx(0.0, abs=1e-12) and r_ms[0] == pytest.approx(0.0, abs=1e-12)
+    assert r_hm[1] == pytest.approx(0.2 - 1 / 3)  # M/S = 2, H/S = 4: implied hm = 1/3
+    assert r_ms[2] == pytest.approx(0.2 - 1 / 3)  # H/M = 2, H/S = 4: implied ms = 1/3
+    fs = fmod.FEATURE_SETS["csc_hr_bands_x"]
+    assert fs.features[: len(fmod.FEATURE_SETS["csc_hr_bands"].features)] == (
+        fmod.FEATURE_SETS["csc_hr_bands"].features
+    )
+    row = dict(hard_hm=1 / 3, hard_ms=1 / 3, hard_hs=0.6, bb_kt=1.0, powlaw_gamma=2.0,
+               var_prob_b=0.1, var_prob_h=0.7, var_prob_s=np.nan, var_ratio_b=0.1,
+               var_ratio_h=1.0, var_ratio_s=0.01)  # fmt: skip
+    F, r = fs.build(pd.DataFrame([row]))
+    f = dict(zip(fs.features, F[0], strict=True))
+    assert r[0] is None and f["hard_hm_closure"] == pytest.approx(0.0, abs=1e-12)
+    assert f["var_prob_max"] == pytest.approx(0.7)  # a missing band is ignored
+    assert f["log_var_ratio_max"] == pytest.approx(0.0)
