@@ -200,6 +200,18 @@ def active_family_model(conn: Connection, family: str) -> dict | None:
     return dict(row) if row else None
 
 
+def adopted_family(conn: Connection, primary_family: str) -> str:
+    """The family whose class ``source_class`` adopts: ``primary_family`` once it has an
+    active model, else ``ctl`` (a catalog whose primary family is not fitted or promoted
+    yet keeps ctl's vote instead of leaving every model-labelled source without a class)."""
+    if primary_family == "ctl":
+        return "ctl"
+    active = conn.execute(text(
+        f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.fitted_model WHERE status = 'active' "
+        "AND family = :f)"), {"f": primary_family}).scalar_one()
+    return primary_family if active else "ctl"
+
+
 def active_family_params(conn: Connection) -> dict[str, dict]:
     """Family -> (model_id, params) of every active model, without its bytes (the refit
     decision reads no model)."""

@@ -27,6 +27,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from classifier.taxonomy import AGGREGATION, CLASSES, SIMBAD_TO_CLASS, UNINFORMATIVE
+from db.family_store import adopted_family
 from db.load import read_frame
 from db.models import SCHEMA
 from db.settings import Settings
@@ -309,8 +310,10 @@ def check(engine: Engine, settings: Settings) -> CheckResult:
 
     fam = check_families(engine, settings)  # every other family, and the consensus
     primary = None
-    if settings.primary_family != "ctl":  # its recomputed classes are the model's adopted
-        primary = fam.classes.get(settings.primary_family, pd.Series(dtype=object))
+    with engine.connect() as conn:  # the primary family once it has an active model, else ctl
+        adopted = adopted_family(conn, settings.primary_family)
+    if adopted != "ctl":  # its recomputed classes are the model's adopted
+        primary = fam.classes.get(adopted, pd.Series(dtype=object))
     expected = expected_results(det, data["src"], classes, settings.classify_other_types,
                                 primary)
     diff, n_pending = compare(data["stored"], expected, classes,

@@ -341,6 +341,7 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             # none stays candidate past a publish; after the families' promotion, which
             # would otherwise be noted "not promoted" before being made active
             store.resolve_candidates(conn, promote)
+            adopted = families.adopted_family(conn, settings)
             rebuild = families.primary_sources(conn, settings, release_id, affected)
             with step("master results ctl"):
                 master = _master_frame(conn, rebuild, model, model_id, settings)
@@ -352,7 +353,7 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
                                      promote)
             summary.counts = {"detections_classified": n_det, "sources_rebuilt": len(rebuild),
                               "sources_changed": n_changed, "promoted_model": promote,
-                              "families": fam, "primary_family": settings.primary_family}
+                              "families": fam, "primary_family": adopted}
             store.finish_release(conn, release_id, summary.counts)
             store.compact_tally(conn)  # the refit decision's counts stay a few rows
             return summary

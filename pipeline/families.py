@@ -334,19 +334,31 @@ def primary_sources(conn: Connection, settings: Settings, release_id: int,
     rewrote; every source when the primary family differs from the previous release's."""
     out = {int(s) for s in affected}
     _check_primary(conn, settings)
+    family = fstore.adopted_family(conn, settings.primary_family)
     previous = fstore.previous_primary_family(conn, release_id)
-    if previous is not None and previous != settings.primary_family:
+    if previous is not None and previous != family:
         return fstore.all_sources(conn)
-    if settings.primary_family != "ctl":
-        out |= set(fstore.changed_in_release(conn, settings.primary_family, release_id))
+    if family != "ctl":
+        out |= set(fstore.changed_in_release(conn, family, release_id))
     return sorted(out)
 
 
+def adopted_family(conn: Connection, settings: Settings) -> str:
+    """The family ``source_class`` adopts in this publish: the ``primary_family`` once it
+    has an active model, else ctl (recorded in the release's counts as ``primary_family``)."""
+    family = fstore.adopted_family(conn, settings.primary_family)
+    if family != settings.primary_family:
+        log.warning("primary_family %r has no active model yet: catalog.source_class adopts "
+                    "ctl's vote until one is promoted", settings.primary_family)
+    return family
+
+
 def primary_classes(conn: Connection, settings: Settings, source_ids) -> pd.Series | None:
-    """Class of the primary family per source (None: ctl's soft vote is adopted)."""
-    if settings.primary_family == "ctl":
+    """Class of the adopted family per source (None: ctl's soft vote is adopted)."""
+    family = fstore.adopted_family(conn, settings.primary_family)
+    if family == "ctl":
         return None
-    return fstore.current_classes(conn, settings.primary_family, source_ids)
+    return fstore.current_classes(conn, family, source_ids)
 
 
 def _check_primary(conn: Connection, settings: Settings) -> None:
