@@ -1,12 +1,13 @@
 """primary_family other than ctl: catalog.source_class adopts that family's class for the
 sources without a reference SIMBAD type, the oracle recomputes it the same way, switching
-the setting rebuilds every source, and a family that cannot be primary is refused."""
+the setting rebuilds every source, a family that cannot be primary is refused, and until
+the primary family has an active model ctl's vote is adopted (not no class at all)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from db import oracle
 from db.settings import ConfigError, Settings, get_settings
@@ -14,6 +15,7 @@ from ingest.sample import generate_sample
 from ingest.sample_source import SampleCsc, SampleSimbad
 from pipeline import classify, families, ingest
 from pipeline.errors import PublishError
+from tests.conftest import create_database
 
 GBM = Settings(n_components=6, random_state=42, families=["ctl", "gbm"], primary_family="gbm")
 CTL = Settings(n_components=6, random_state=42, families=["ctl", "gbm"], primary_family="ctl")
@@ -170,3 +172,41 @@ def test_the_test_suites_pin_ctl_and_their_subprocesses_see_it():
                          env={**os.environ}, capture_output=True, text=True, timeout=120,
                          check=True)
     assert out.stdout.strip() == "ctl"
+
+
+def recorded_primary(engine, catalog_version: int) -> str:
+    return q(engine, "SELECT counts->>'primary_family' AS p FROM catalog.release "
+                     "WHERE release_id = :v", v=int(catalog_version))["p"].item()
+
+
+def test_ctl_is_adopted_until_the_primary_family_has_a_model(pg_server, caplog):
+    engine = create_engine(create_database(pg_server, "t_primary_family_fallback"))
+    try:
+        sample = generate_sample(500, seed=9)
+        ingest.ingest_csc(engine, SampleCsc(sample))
+        ingest.ingest_simbad(engine, SampleSimbad(sample, 1), refresh_days=None)
+        fitted = classify.refit(engine, GBM)  # ctl only: gbm is enabled but never fitted
+        first = classify.publish(engine, GBM, promote=fitted.model_id)
+        assert first is not None
+        a = adopted(engine)
+        model = a[a["label_origin"] == "model"]
+        assert len(model) > 50  # not "every model-labelled source without a class"
+        assert a["gbm_class"].isna().all()
+        assert (model["adopted_class"] == model["master_class"]).all()
+        assert recorded_primary(engine, first.catalog_version) == "ctl"
+        assert "primary_family 'gbm' has no active model yet" in caplog.text
+        result = oracle.check(engine, GBM)
+        assert result.ok, oracle.format_differences(result)
+
+        gbm = families.refit_family(engine, GBM, "gbm")
+        second = classify.publish(engine, GBM, promote_families={"gbm": gbm.model_id})
+        n_src = q(engine, "SELECT count(*) AS n FROM catalog.csc_source")["n"].item()
+        assert second is not None and second.sources_rebuilt == n_src
+        assert recorded_primary(engine, second.catalog_version) == "gbm"
+        a = adopted(engine)
+        model = a[a["label_origin"] == "model"]
+        assert len(model) > 50 and (model["adopted_class"] == model["gbm_class"]).all()
+        result = oracle.check(engine, GBM)
+        assert result.ok, oracle.format_differences(result)
+    finally:
+        engine.dispose()
