@@ -39,6 +39,11 @@ def _family(name: str, **params) -> Callable[[pd.DataFrame, pd.Series, pd.DataFr
     return run
 
 
+def _gbm_bands(**params) -> Callable:
+    """gbm on ``csc_hr_bands`` with a fixed iteration count unless ``params`` say otherwise."""
+    return _family("gbm", **{"feature_set": "csc_hr_bands", "select_iter": False, **params})
+
+
 def _family_fine(name: str, **params) -> Callable:
     """Fitted on the 10 fine classes, the probabilities summed over each aggregated class
     and the aggregated class their argmax (as ``classifier.compare`` scores a family listed
@@ -62,40 +67,25 @@ def _mean(*runs):
 #: The candidates (compare's PARAMS["csc21"]["gbm"] is ``gbm_bands_lr05``).
 CANDIDATES: dict[str, Callable] = {
     "gbm_plus": _family("gbm", feature_set="csc_hr_plus", select_iter=False),
-    "gbm_bands": _family("gbm", feature_set="csc_hr_bands", select_iter=False),
-    "gbm_bands_l2": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                            l2_regularization=1.0),
-    "gbm_bands_x2": _mean(
-        _family("gbm", feature_set="csc_hr_bands", select_iter=False, random_state=42),
-        _family("gbm", feature_set="csc_hr_bands", select_iter=False, random_state=7)),
-    "gbm_muw_bands": _mean(
-        _family("gbm", feature_set="csc_hr_bands", select_iter=False),
-        _family("muwclass", feature_set="csc_hr_bands")),
+    "gbm_bands": _gbm_bands(),
+    "gbm_bands_l2": _gbm_bands(l2_regularization=1.0),
+    "gbm_bands_x2": _mean(_gbm_bands(random_state=42), _gbm_bands(random_state=7)),
+    "gbm_muw_bands": _mean(_gbm_bands(), _family("muwclass", feature_set="csc_hr_bands")),
     # 2026-12-02 (acc2): fine labels summed, a small grid, derived features
     "gbm_bands_fine": _family_fine("gbm", feature_set="csc_hr_bands", select_iter=False),
-    "gbm_bands_lr05": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                              learning_rate=0.05, max_iter=400),
-    "gbm_bands_leaf15": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                                max_leaf_nodes=15),
-    "gbm_bands_leaf63": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                                max_leaf_nodes=63),
-    "gbm_bands_msl50": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                               min_samples_leaf=50),
-    "gbm_bands_msl10": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                               min_samples_leaf=10),
-    "gbm_bands_sel400": _family("gbm", feature_set="csc_hr_bands", select_iter=True,
-                                max_iter=400),
-    "gbm_bands_iter300": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                                 max_iter=300),
-    "gbm_bands_lr05_i600": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                                   learning_rate=0.05, max_iter=600),
-    "gbm_bands_lr05_msl10": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                                    learning_rate=0.05, max_iter=400, min_samples_leaf=10),
+    "gbm_bands_lr05": _gbm_bands(learning_rate=0.05, max_iter=400),
+    "gbm_bands_leaf15": _gbm_bands(max_leaf_nodes=15),
+    "gbm_bands_leaf63": _gbm_bands(max_leaf_nodes=63),
+    "gbm_bands_msl50": _gbm_bands(min_samples_leaf=50),
+    "gbm_bands_msl10": _gbm_bands(min_samples_leaf=10),
+    "gbm_bands_sel400": _gbm_bands(select_iter=True, max_iter=400),
+    "gbm_bands_iter300": _gbm_bands(max_iter=300),
+    "gbm_bands_lr05_i600": _gbm_bands(learning_rate=0.05, max_iter=600),
+    "gbm_bands_lr05_msl10": _gbm_bands(learning_rate=0.05, max_iter=400, min_samples_leaf=10),
     "gbm_bands_x_lr05": _family("gbm", feature_set="csc_hr_bands_x", select_iter=False,
                                 learning_rate=0.05, max_iter=400),
     "gbm_bands_x": _family("gbm", feature_set="csc_hr_bands_x", select_iter=False),
-    "gbm_bands_iter120": _family("gbm", feature_set="csc_hr_bands", select_iter=False,
-                                 max_iter=120),
+    "gbm_bands_iter120": _gbm_bands(max_iter=120),
 }
 
 
