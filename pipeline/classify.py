@@ -251,9 +251,9 @@ class ReleaseSummary:
 
 
 def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLabel,
-                  model_id: int, settings: Settings) -> pd.DataFrame:
+                  model_id: int, settings: Settings, adopted: str) -> pd.DataFrame:
     """Master results (ctl's votes) of ``source_ids``; the adopted class of a source without
-    a reference SIMBAD type is the ``primary_family``'s class (ctl: the soft vote)."""
+    a reference SIMBAD type is the ``adopted`` family's class (ctl: the soft vote)."""
     classes = list(model.classes_)
     inputs = store.master_inputs(conn, source_ids, len(classes))
     if inputs.empty:
@@ -266,7 +266,7 @@ def _master_frame(conn: Connection, source_ids: list[int], model: ClusterThenLab
     kind = otype_kind(out["simbad_otype"])
     out["simbad_class"] = simbad_to_class(out["simbad_otype"]).where(
         kind == tx.OtypeKind.REFERENCE.value)
-    primary = families.primary_classes(conn, settings, out.index)
+    primary = families.primary_classes(conn, adopted, out.index)
     chosen = out["soft_class"] if primary is None else primary.reindex(out.index)
     model_ok = chosen.notna() & ((kind == tx.OtypeKind.UNLABELED.value) | (
         settings.classify_other_types & (kind == tx.OtypeKind.OTHER.value)))
@@ -342,9 +342,9 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             # would otherwise be noted "not promoted" before being made active
             store.resolve_candidates(conn, promote)
             adopted = families.adopted_family(conn, settings)
-            rebuild = families.primary_sources(conn, settings, release_id, affected)
+            rebuild = families.primary_sources(conn, settings, release_id, affected, adopted)
             with step("master results ctl"):
-                master = _master_frame(conn, rebuild, model, model_id, settings)
+                master = _master_frame(conn, rebuild, model, model_id, settings, adopted)
                 n_changed = store.write_source_results(conn, master, release_id)
             if n_det == 0 and n_changed == 0 and promote is None and not any(
                     f["sources_changed"] or f["promoted_model"] for f in fam.values()):

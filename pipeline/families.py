@@ -328,13 +328,13 @@ def publish_families(conn: Connection, settings: Settings, release_id: int, affe
 
 
 def primary_sources(conn: Connection, settings: Settings, release_id: int,
-                    affected) -> list[int]:
+                    affected, family: str) -> list[int]:
     """The sources whose ``source_class`` to rebuild in ``release_id``: ``affected``, and
-    with a primary family other than ctl also those whose class of that family this release
-    rewrote; every source when the primary family differs from the previous release's."""
+    with an adopted ``family`` (:func:`adopted_family`) other than ctl also those whose class
+    of that family this release rewrote; every source when it differs from the previous
+    release's."""
     out = {int(s) for s in affected}
     _check_primary(conn, settings)
-    family = fstore.adopted_family(conn, settings.primary_family)
     previous = fstore.previous_primary_family(conn, release_id)
     if previous is not None and previous != family:
         return fstore.all_sources(conn)
@@ -353,9 +353,8 @@ def adopted_family(conn: Connection, settings: Settings) -> str:
     return family
 
 
-def primary_classes(conn: Connection, settings: Settings, source_ids) -> pd.Series | None:
-    """Class of the adopted family per source (None: ctl's soft vote is adopted)."""
-    family = fstore.adopted_family(conn, settings.primary_family)
+def primary_classes(conn: Connection, family: str, source_ids) -> pd.Series | None:
+    """Class of the adopted ``family`` per source (None: ctl's soft vote is adopted)."""
     if family == "ctl":
         return None
     return fstore.current_classes(conn, family, source_ids)
