@@ -187,15 +187,8 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
             model.fit(X, y)
     except ValueError as e:
         raise RefitError(f"refit of family {family} failed: {e}") from None
-    _, reasons = model.feature_set_.build(X)
-    n_left = int((reasons != None).sum())  # noqa: E711
     agg = report["aggregated"]["accuracy"]
-    refused = (f"{n_left:,} of {len(X):,} sources ({n_left / len(X):.1%}) cannot be "
-               f"classified by {family}, more than max_unclassifiable_share = "
-               f"{settings.max_unclassifiable_share:g}"
-               if n_left > settings.max_unclassifiable_share * len(X) else None)
-    promote, reason = promotion(agg, active, settings.promotion_tolerance, refused=refused,
-                                what=f"{family} model", first="first model of the family")
+    promote, reason, n_left = _decide(model, X, agg, active, settings, family)
     blob = save(model)
     summary = {"family": family, "classes": list(model.classes_),
                "feature_set": model.feature_set, "features": list(model.features_),
@@ -218,6 +211,21 @@ def refit_family(engine: Engine, settings: Settings, family: str) -> FamilyRefit
                                 "ece": report["calibration"]["fine"]["ece"]})
 
 
+def _decide(model, X: pd.DataFrame, agg: float | None, active: dict | None,
+            settings: Settings, family: str) -> tuple[bool, str, int]:
+    """(promote, reason, sources the fitted ``model`` cannot classify) by the promotion
+    policy: refused when more than ``max_unclassifiable_share`` of ``X`` is unclassifiable."""
+    _, reasons = model.feature_set_.build(X)
+    n_left = int((reasons != None).sum())  # noqa: E711
+    refused = (f"{n_left:,} of {len(X):,} sources ({n_left / len(X):.1%}) cannot be "
+               f"classified by {family}, more than max_unclassifiable_share = "
+               f"{settings.max_unclassifiable_share:g}"
+               if n_left > settings.max_unclassifiable_share * len(X) else None)
+    promote, reason = promotion(agg, active, settings.promotion_tolerance, refused=refused,
+                                what=f"{family} model", first="first model of the family")
+    return promote, reason, n_left
+
+
 def _reuse_candidate(engine: Engine, settings: Settings, family: str, params: dict,
                      digest: str, X: pd.DataFrame, n_lab: int,
                      active: dict | None) -> FamilyRefit | None:
@@ -231,14 +239,9 @@ def _reuse_candidate(engine: Engine, settings: Settings, family: str, params: di
     if row is None:
         return None
     model = load(bytes(row["model_bytes"]))
-    _, reasons = model.feature_set_.build(X)
-    n_left = int((reasons != None).sum())  # noqa: E711
     v = row["validation"] or {}
     agg = v.get("aggregated", {}).get("accuracy")
-    refused = ("too many unclassifiable sources"
-               if n_left > settings.max_unclassifiable_share * len(X) else None)
-    promote, _ = promotion(agg, active, settings.promotion_tolerance, refused=refused,
-                           what=f"{family} model", first="first model of the family")
+    promote, _, n_left = _decide(model, X, agg, active, settings, family)
     if not promote:
         return None  # the settings changed since: decide afresh
     log.info("reusing %s model %d: fitted on this input before its publish was cut short",
