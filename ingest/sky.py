@@ -48,27 +48,6 @@ def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))) * 3600.0
 
 
-def crossmatch_sweep(ra1, dec1, ra2, dec2, radius_arcsec: float):
-    """All pairs (i1, i2, sep_arcsec) with separation <= radius; sweep over Dec-sorted cat2.
-
-    The reference (and the order :class:`SkyIndex` reproduces): pairs by ``i1``, then by
-    cat2's place in its stable Dec order. Sorts the whole of cat2 at every call."""
-    ra1, dec1 = np.asarray(ra1, float), np.asarray(dec1, float)
-    ra2, dec2 = np.asarray(ra2, float), np.asarray(dec2, float)
-    order = np.argsort(dec2, kind="stable")
-    d2 = dec2[order]
-    r_deg = radius_arcsec / 3600.0
-    lo = np.searchsorted(d2, dec1 - r_deg, "left")
-    hi = np.searchsorted(d2, dec1 + r_deg, "right")
-    n = hi - lo
-    i1 = np.repeat(np.arange(len(ra1)), n)
-    offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    i2 = order[np.repeat(lo, n) + offsets]
-    sep = separation_arcsec(ra1[i1], dec1[i1], ra2[i2], dec2[i2])
-    keep = sep <= radius_arcsec
-    return i1[keep], i2[keep], sep[keep]
-
-
 class SkyIndex:
     """A k-d tree over a catalogue's unit vectors, built once: :meth:`pairs` costs what the
     queried positions find, not a pass over the whole catalogue (the sweep sorts it all at
@@ -76,8 +55,8 @@ class SkyIndex:
 
     Candidates are the points within a chord a little longer than the radius's
     (2 sin(r/2), plus a margin far above rounding); the kept pairs are those whose
-    haversine separation is <= the radius, ordered as :func:`crossmatch_sweep` orders them,
-    so both give the same pairs in the same order."""
+    haversine separation is <= the radius, ordered by ``i1``, then by the catalogue
+    position's place in its stable Dec order (the order of the Dec sweep this replaced)."""
 
     #: relative margin on the chord radius (rounding of the unit vectors is ~1e-16)
     MARGIN = 1e-9
@@ -115,9 +94,9 @@ class SkyIndex:
 
 
 def crossmatch(ra1, dec1, ra2, dec2, radius_arcsec: float):
-    """All pairs (i1, i2, sep_arcsec) with separation <= radius, as :func:`crossmatch_sweep`
-    gives them (same pairs, same order), through a :class:`SkyIndex` of cat2 (build one and
-    keep it to match the same catalogue many times)."""
+    """All pairs (i1, i2, sep_arcsec) with separation <= radius, in :class:`SkyIndex`'s
+    order, through a :class:`SkyIndex` of cat2 (build one and keep it to match the same
+    catalogue many times)."""
     return SkyIndex(ra2, dec2).pairs(ra1, dec1, radius_arcsec)
 
 

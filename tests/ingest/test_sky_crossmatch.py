@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingest.sky import SkyIndex, crossmatch, crossmatch_sweep, separation_arcsec
+from ingest.sky import SkyIndex, crossmatch, separation_arcsec
 
 
 def brute_force(ra1, dec1, ra2, dec2, radius):
@@ -18,6 +18,26 @@ def brute_force(ra1, dec1, ra2, dec2, radius):
     rank[np.argsort(dec2, kind="stable")] = np.arange(len(ra2))
     order = np.lexsort((rank[i2], i1))
     return i1[order], i2[order], sep[i1[order], i2[order]]
+
+
+def crossmatch_sweep(ra1, dec1, ra2, dec2, radius_arcsec: float):
+    """All pairs (i1, i2, sep_arcsec) with separation <= radius; sweep over Dec-sorted cat2:
+    the crossmatch SkyIndex replaced, kept as the reference of its pairs and order (by
+    ``i1``, then by cat2's place in its stable Dec order)."""
+    ra1, dec1 = np.asarray(ra1, float), np.asarray(dec1, float)
+    ra2, dec2 = np.asarray(ra2, float), np.asarray(dec2, float)
+    order = np.argsort(dec2, kind="stable")
+    d2 = dec2[order]
+    r_deg = radius_arcsec / 3600.0
+    lo = np.searchsorted(d2, dec1 - r_deg, "left")
+    hi = np.searchsorted(d2, dec1 + r_deg, "right")
+    n = hi - lo
+    i1 = np.repeat(np.arange(len(ra1)), n)
+    offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    i2 = order[np.repeat(lo, n) + offsets]
+    sep = separation_arcsec(ra1[i1], dec1[i1], ra2[i2], dec2[i2])
+    keep = sep <= radius_arcsec
+    return i1[keep], i2[keep], sep[keep]
 
 
 def sky(rng, n, clustered=None):
