@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from db.catalog_store import PROBABILITY_NOISE, pg_array
+from db.csc_columns import DETECTION_KEY
 from db.load import copy_frame, read_frame
 from db.models import SCHEMA
 
@@ -38,6 +39,10 @@ SOURCE_FEATURES: dict[str, tuple[str, str]] = {
     "var_ratio_s": ("avg", "var_ratio_s"),
 }  # fmt: skip
 _AGGS = {"avg", "max"}
+#: A float sum depends on its order: without one, a source's mean followed the detections'
+#: physical order, which a crash and a vacuum can change (a rerun then differed from an
+#: uninterrupted run in the last bits). The detection key is unique within a source.
+_IN_KEY_ORDER = " ORDER BY " + ", ".join(f'd."{c}"' for c in DETECTION_KEY)
 
 #: Per-source counterpart feature -> (catalogue, counterpart_candidate column): the chosen
 #: counterpart's values. Fixed identifiers; SQL is built from these strings only.
@@ -93,7 +98,7 @@ def source_features(conn: Connection, source_ids: Sequence[int] | None = None,
     for name, (agg, col) in SOURCE_FEATURES.items():
         if agg not in _AGGS or not name.isidentifier() or not col.isidentifier():
             raise ValueError(f"bad per-source feature {name!r}")
-        parts.append(f'{agg}(d."{col}") AS "{name}"')
+        parts.append(f'{agg}(d."{col}"{_IN_KEY_ORDER if agg == "avg" else ""}) AS "{name}"')
     join = where = keys = ""
     ids = None if source_ids is None else np.unique(np.asarray(source_ids, dtype=np.int64))
     if ids is not None and 0 < len(ids) <= KEYED_READ_MAX:
