@@ -804,6 +804,9 @@ def describe_difference(engine, reference, views: list[str]) -> str:
     for view in views:
         a, b = set(view_rows(reference, view)), set(view_rows(engine, view))
         part = f"{view}: {len(b - a)} rows not in the reference, {len(a - b)} missing"
+        if a != b:  # a few of each, so a failure says which sources and values
+            part += (f" (e.g. here {sorted(b - a, key=str)[:2]}, "
+                     f"reference {sorted(a - b, key=str)[:2]})")
         if view in ("source_class", "source_class_history"):
             diff_cols = _differing_columns(engine, reference, view)
             if diff_cols:
