@@ -31,7 +31,10 @@ TARGETS = {
     "predict_proba_throughput": (">=", 1_000_000.0),
     "ingest_parquet_throughput": (">=", 100_000.0),
     "ingest_parquet_into_existing_throughput": (">=", 80_000.0),
-    "full_build": ("<=", 180.0), "incremental_update": ("<=", 5.0),
+    # issue 14: full build <= 120 s at 1M, its refit <= 45 s and publish <= 20 s; an
+    # incremental update (1,000 new detections) <= 2 s
+    "full_build": ("<=", 120.0), "full_build_refit": ("<=", 45.0),
+    "full_build_publish": ("<=", 20.0), "incremental_update": ("<=", 2.0),
     "incremental_ratio_largest_vs_smaller": ("<=", 1.5),
     # every family and the counterpart step (issue 14: <= 2 s and flat; issue 11: <= 5 s)
     "incremental_all_families": ("<=", 2.0),

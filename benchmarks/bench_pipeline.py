@@ -180,6 +180,9 @@ def run_size(server: BenchServer, n_detections: int, repeat: int = 3,
         row("full_build", "s", n_detections, [b["seconds"]], breakdown_s=b["laps"],
             catalog_detections=b["detections"], catalog_sources=b["sources"],
             release=b["release"], prefect="excluded"),
+        # the refit and publish steps of that build, as figures of their own (issue 14)
+        *(row(f"full_build_{step}", "s", n_detections, [b["laps"][step]], prefect="excluded")
+          for step in ("refit", "publish")),
         row("incremental_update", "s", n_detections, secs,
             breakdown_s=[i["laps"] for i in incs], work=[i["counts"] for i in incs],
             increment_detections=increment_size, prefect="excluded"),

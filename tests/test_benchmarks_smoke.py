@@ -128,13 +128,17 @@ def test_benchmark_command_writes_every_figure(tmp_path):
     figures = {r["figure"] for r in payload["rows"]}
     assert {"fit_time", "predict_proba_time", "reference_d2_time", "predict_proba_throughput",
             "ingest_parquet_throughput", "ingest_parquet_into_existing_throughput",
-            "ingest_copy_insert_throughput", "full_build",
+            "ingest_copy_insert_throughput", "full_build", "full_build_refit",
+            "full_build_publish",
             "incremental_update", "incremental_all_families",
             "incremental_step counterparts", "sql_current_class_of_one_source",
             "sql_class_above_probability", "sql_as_of_version_class_counts",
             "sql_class_changes_between_versions"} <= figures
     for r in payload["rows"]:
         assert r["min"] <= r["median"] <= r["max"] and r["runs"] >= 1 and r["unit"]
+    by = {r["figure"]: r for r in payload["rows"]}
+    for step in ("refit", "publish"):  # the build's own steps, not another measurement
+        assert by[f"full_build_{step}"]["median"] == by["full_build"]["breakdown_s"][step]
     m = payload["machine"]
     assert m["cpu_count"] and m["postgresql"] and m["numpy"]
     assert (tmp_path / "all.md").exists()
