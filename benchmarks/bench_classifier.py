@@ -85,30 +85,13 @@ def reference_d2(model, X):
             np.diag(D @ model.class_pinv_[kk, c] @ D.T)
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_hwm() -> bool:
-    """Reset the RSS high-water mark (Linux: write 5 to /proc/self/clear_refs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _child(figure: str, n: int, mem: bool, model_path: str) -> dict:
     """One measurement in this (fresh) process."""
     import resource
     import time
     import tracemalloc
 
+    from benchmarks.common import reset_hwm, status_kb
     from classifier import ClusterThenLabel
 
     if figure == "fit":
@@ -123,14 +106,14 @@ def _child(figure: str, n: int, mem: bool, model_path: str) -> dict:
     }
     fn = calls[figure]
     if mem:
-        rss0 = _status_kb("VmRSS")
-        hwm_reset = _reset_hwm()
+        rss0 = status_kb("VmRSS")
+        hwm_reset = reset_hwm()
         tracemalloc.start()
         fn()
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         if hwm_reset:
-            hwm = _status_kb("VmHWM")
+            hwm = status_kb("VmHWM")
         else:  # fallback: whole-process high-water mark
             hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"peak_bytes": peak, "rss_increase_bytes": max(hwm - rss0, 0) * 1024}

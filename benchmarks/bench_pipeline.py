@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import text
 
-from benchmarks.common import BenchServer, Stopwatch, row
+from benchmarks.common import BenchServer, Stopwatch, row, rss_peak_increase
 
 INCREMENT = 1_000
 #: ObsIDs per chunk of the initial bulk load (the incremental updates use the default, 200).
@@ -78,18 +78,20 @@ def build(engine, sample, until: float, cfg=None) -> dict:
 
     cfg = cfg or settings()
     sw = Stopwatch()
-    with sw.lap("ingest_csc"):  # an initial bulk load: 2,000 ObsIDs per chunk
-        csc = ingest_csc(engine, SampleCsc(sample, chunk_size=BULK_CHUNK_OBSIDS), until=until)
-    with sw.lap("ingest_simbad"):
-        ingest_simbad(engine, SampleSimbad(sample), refresh_days=None)
-    with sw.lap("refit"):
-        fit = refit(engine, cfg)
-    with sw.lap("publish"):
-        rel = publish(engine, cfg, promote=fit.model_id)
+    with rss_peak_increase() as mem:
+        with sw.lap("ingest_csc"):  # an initial bulk load: 2,000 ObsIDs per chunk
+            csc = ingest_csc(engine, SampleCsc(sample, chunk_size=BULK_CHUNK_OBSIDS),
+                             until=until)
+        with sw.lap("ingest_simbad"):
+            ingest_simbad(engine, SampleSimbad(sample), refresh_days=None)
+        with sw.lap("refit"):
+            fit = refit(engine, cfg)
+        with sw.lap("publish"):
+            rel = publish(engine, cfg, promote=fit.model_id)
     with sw.lap("vacuum_analyze"):  # what autovacuum does after a bulk load, done at once
         vacuum_analyze(engine)
     return {"seconds": sw.total, "laps": sw.laps, "detections": csc.new_detections,
-            "sources": csc.new_sources, "release": rel.as_dict()}
+            "sources": csc.new_sources, "release": rel.as_dict(), "rss_mib": mem["mib"]}
 
 
 def increment(engine, sample, until: float | None, cfg=None) -> dict:
@@ -180,6 +182,11 @@ def run_size(server: BenchServer, n_detections: int, repeat: int = 3,
         row("full_build", "s", n_detections, [b["seconds"]], breakdown_s=b["laps"],
             catalog_detections=b["detections"], catalog_sources=b["sources"],
             release=b["release"], prefect="excluded"),
+        # what the build's steps added to the resident memory of a process that already
+        # held the generated sample (the pipeline's own memory; PostgreSQL's is the server's)
+        *([row("full_build_rss_peak_increase", "MiB", n_detections, [b["rss_mib"]],
+               note="the process's high-water mark above its RSS before the build")]
+          if b["rss_mib"] is not None else []),
         # the refit and publish steps of that build, as figures of their own (issue 14)
         *(row(f"full_build_{step}", "s", n_detections, [b["laps"][step]], prefect="excluded")
           for step in ("refit", "publish")),

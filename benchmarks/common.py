@@ -43,6 +43,42 @@ class Stopwatch:
         return sum(self.laps.values())
 
 
+def status_kb(field: str) -> int:
+    """A field of /proc/self/status in kB (``VmRSS``, ``VmHWM``); 0 where there is none."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_hwm() -> bool:
+    """Reset the RSS high-water mark (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def rss_peak_increase() -> Iterator[dict]:
+    """``with rss_peak_increase() as m: ...``; then ``m["mib"]``: how far the process's
+    resident memory rose above what it held before the block (its high-water mark, reset
+    at the start), or None where Linux's /proc does not allow that."""
+    out: dict = {"mib": None}
+    rss0, ok = status_kb("VmRSS"), reset_hwm()
+    try:
+        yield out
+    finally:
+        if ok and rss0:
+            out["mib"] = max(status_kb("VmHWM") - rss0, 0) / 1024
+
+
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()

@@ -129,7 +129,7 @@ def test_benchmark_command_writes_every_figure(tmp_path):
     assert {"fit_time", "predict_proba_time", "reference_d2_time", "predict_proba_throughput",
             "ingest_parquet_throughput", "ingest_parquet_into_existing_throughput",
             "ingest_copy_insert_throughput", "full_build", "full_build_refit",
-            "full_build_publish",
+            "full_build_publish", "full_build_rss_peak_increase",
             "incremental_update", "incremental_all_families",
             "incremental_step counterparts", "sql_current_class_of_one_source",
             "sql_class_above_probability", "sql_as_of_version_class_counts",
