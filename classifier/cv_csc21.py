@@ -86,6 +86,18 @@ CANDIDATES: dict[str, Callable] = {
                                 learning_rate=0.05, max_iter=400),
     "gbm_bands_x": _family("gbm", feature_set="csc_hr_bands_x", select_iter=False),
     "gbm_bands_iter120": _gbm_bands(max_iter=120),
+    # 2026-12-02 (acc3): feature subsampling per split, fine labels, seeds bagged
+    "gbm_bands_lr05_mf50": _gbm_bands(learning_rate=0.05, max_iter=400, max_features=0.5),
+    "gbm_bands_lr05_mf70": _gbm_bands(learning_rate=0.05, max_iter=400, max_features=0.7),
+    "gbm_bands_lr05_mf30": _gbm_bands(learning_rate=0.05, max_iter=400, max_features=0.3),
+    "gbm_bands_fine_lr05": _family_fine("gbm", feature_set="csc_hr_bands", select_iter=False,
+                                        learning_rate=0.05, max_iter=400),
+    # csc_hr_bands + sums/differences of the hardness ratios (rot: hm+ms, hm-ms, hs-ms;
+    # rot5: also hs-hm, hs+hm)
+    "gbm_rot_lr05": _family("gbm", feature_set="csc_hr_rot", select_iter=False,
+                            learning_rate=0.05, max_iter=400),
+    "gbm_rot5_lr05": _family("gbm", feature_set="csc_hr_rot5", select_iter=False,
+                             learning_rate=0.05, max_iter=400),
 }
 
 
