@@ -64,7 +64,7 @@ def _mean(*runs):
     return run
 
 
-#: The candidates (compare's PARAMS["csc21"]["gbm"] is ``gbm_bands_lr05``).
+#: The candidates (compare's PARAMS["csc21"]["gbm"] is ``gbm_rot5_lr05``).
 CANDIDATES: dict[str, Callable] = {
     "gbm_plus": _family("gbm", feature_set="csc_hr_plus", select_iter=False),
     "gbm_bands": _gbm_bands(),
