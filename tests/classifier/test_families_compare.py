@@ -87,3 +87,24 @@ def test_compare_command_writes_the_json(shared_data, tmp_path, capsys):
 def test_compare_rejects_unknown_family(shared_data, capsys):
     assert main(["--data", str(shared_data), "--families", "nope"]) == 2
     assert "unknown families" in capsys.readouterr().err
+
+
+def test_csc21_gbm_is_the_cv_chosen_candidate():
+    """compare's CSC 2.1 gbm is cv_csc21's gbm_rot5_lr05, on a set of the 11 X-ray columns
+    the catalog stores per source (nothing else: it must be computable there the same way)."""
+    from classifier.cv_csc21 import CANDIDATES
+
+    cell = CANDIDATES["gbm_rot5_lr05"].__closure__
+    params = next(c.cell_contents for c in cell if isinstance(c.cell_contents, dict))
+    assert params == PARAMS["csc21"]["gbm"]
+    fs = FEATURE_SETS[params["feature_set"]]
+    assert set(fs.columns) <= set(FEATURE_SETS["csc_hr"].columns)
+
+
+def test_csc_hr_rot5_on_the_real_file(shared_csv):
+    fs = FEATURE_SETS["csc_hr_rot5"]
+    F, reasons = fs.build(shared_csv)
+    assert F.shape == (len(shared_csv), len(fs.features)) and (reasons == None).all()  # noqa: E711
+    i = fs.features.index("hard_hm_minus_ms")
+    expect = shared_csv["hard_hm"].to_numpy() - shared_csv["hard_ms"].to_numpy()
+    assert np.array_equal(F[:, i], expect, equal_nan=True)
