@@ -59,8 +59,16 @@ def _family_fine(name: str, **params) -> Callable:
 
 
 def _mean(*runs):
+    """The mean of the runs' aggregated probabilities (each run given the fine labels if it
+    is ``fine``, else their aggregation, so fine and aggregated runs may be mixed)."""
     def run(Xf, yf, Xv):
-        return np.mean([r(Xf, yf, Xv) for r in runs], axis=0)
+        fine = getattr(run, "fine", False)
+        ps = []
+        for r in runs:
+            labels = yf if (getattr(r, "fine", False) or not fine) else yf.map(AGGREGATION)
+            ps.append(r(Xf, labels, Xv))
+        return np.mean(ps, axis=0)
+    run.fine = any(getattr(r, "fine", False) for r in runs)
     return run
 
 
@@ -98,6 +106,12 @@ CANDIDATES: dict[str, Callable] = {
                             learning_rate=0.05, max_iter=400),
     "gbm_rot5_lr05": _family("gbm", feature_set="csc_hr_rot5", select_iter=False,
                              learning_rate=0.05, max_iter=400),
+    # the mean of gbm_rot5_lr05 and the same fitted on the 10 fine classes (summed)
+    "gbm_rot5_lr05_and_fine": _mean(
+        _family("gbm", feature_set="csc_hr_rot5", select_iter=False, learning_rate=0.05,
+                max_iter=400),
+        _family_fine("gbm", feature_set="csc_hr_rot5", select_iter=False, learning_rate=0.05,
+                     max_iter=400)),
 }
 
 

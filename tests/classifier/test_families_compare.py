@@ -108,3 +108,27 @@ def test_csc_hr_rot5_on_the_real_file(shared_csv):
     i = fs.features.index("hard_hm_minus_ms")
     expect = shared_csv["hard_hm"].to_numpy() - shared_csv["hard_ms"].to_numpy()
     assert np.array_equal(F[:, i], expect, equal_nan=True)
+
+
+def test_cv_mean_gives_each_run_its_labels():
+    """cv_csc21._mean: a fine run gets the fine labels, an aggregated one their aggregation."""
+    from classifier.cv_csc21 import _mean
+    from classifier.taxonomy import AGG_CLASSES, AGGREGATION
+
+    seen = {}
+
+    def agg_run(Xf, yf, Xv):
+        seen["agg"] = list(yf)
+        return np.tile([1.0, 0, 0, 0], (len(Xv), 1))
+
+    def fine_run(Xf, yf, Xv):
+        seen["fine"] = list(yf)
+        return np.tile([0, 1.0, 0, 0], (len(Xv), 1))
+
+    fine_run.fine = True
+    run = _mean(agg_run, fine_run)
+    assert run.fine and not getattr(_mean(agg_run, agg_run), "fine", False)
+    y = pd.Series(["QSO", "HMXB", "TTau*"])
+    P = run(None, y, [0, 1])
+    assert seen["fine"] == list(y) and seen["agg"] == [AGGREGATION[c] for c in y]
+    assert P.tolist() == [[0.5, 0.5, 0, 0]] * 2 and len(AGG_CLASSES) == 4
