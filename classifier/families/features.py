@@ -368,7 +368,8 @@ _CSC_HR_BANDS_X = _CSC_HR_BANDS + ["hard_hm_closure", "hard_ms_closure", "var_pr
                                    "log_var_ratio_max"]
 
 #: csc_hr_bands + sums and differences of the hardness ratios (oblique directions of the
-#: hardness plane; chosen by classifier.cv_csc21, README)
+#: hardness plane): three (tried) and five (chosen for compare's CSC 2.1 gbm by
+#: classifier.cv_csc21 on the training part, README)
 _CSC_HR_ROT = _CSC_HR_BANDS + ["hard_hm_plus_ms", "hard_hm_minus_ms", "hard_hs_minus_ms"]
 _CSC_HR_ROT5 = _CSC_HR_ROT + ["hard_hs_minus_hm", "hard_hs_plus_hm"]
 
