@@ -55,10 +55,10 @@ PARAMS: dict[str, dict[str, dict]] = {
         "ctl": {"features": FEATURES_NO_NEWQ},
         "muwclass": {"feature_set": "csc_hr"},
         "claxboi": {"feature_set": "csc_hr"},
-        # csc_hr_bands and a fixed 400 iterations at learning rate 0.05, 31 leaves: the best of
-        # the settings tried by CV on the 70% training part only (classifier.cv_csc21
-        # gbm_bands_lr05, README)
-        "gbm": {"feature_set": "csc_hr_bands", "select_iter": False, "learning_rate": 0.05,
+        # csc_hr_rot5 (csc_hr_bands + sums/differences of the hardness ratios) and a fixed 400
+        # iterations at learning rate 0.05, 31 leaves: the best of the settings tried by CV on
+        # the 70% training part only (classifier.cv_csc21 gbm_rot5_lr05, README)
+        "gbm": {"feature_set": "csc_hr_rot5", "select_iter": False, "learning_rate": 0.05,
                 "max_iter": 400},
     },
     "muwclass_td": {

@@ -59,12 +59,20 @@ def _family_fine(name: str, **params) -> Callable:
 
 
 def _mean(*runs):
+    """The mean of the runs' aggregated probabilities (each run given the fine labels if it
+    is ``fine``, else their aggregation, so fine and aggregated runs may be mixed)."""
     def run(Xf, yf, Xv):
-        return np.mean([r(Xf, yf, Xv) for r in runs], axis=0)
+        fine = getattr(run, "fine", False)
+        ps = []
+        for r in runs:
+            labels = yf if (getattr(r, "fine", False) or not fine) else yf.map(AGGREGATION)
+            ps.append(r(Xf, labels, Xv))
+        return np.mean(ps, axis=0)
+    run.fine = any(getattr(r, "fine", False) for r in runs)
     return run
 
 
-#: The candidates (compare's PARAMS["csc21"]["gbm"] is ``gbm_bands_lr05``).
+#: The candidates (compare's PARAMS["csc21"]["gbm"] is ``gbm_rot5_lr05``).
 CANDIDATES: dict[str, Callable] = {
     "gbm_plus": _family("gbm", feature_set="csc_hr_plus", select_iter=False),
     "gbm_bands": _gbm_bands(),
@@ -86,6 +94,24 @@ CANDIDATES: dict[str, Callable] = {
                                 learning_rate=0.05, max_iter=400),
     "gbm_bands_x": _family("gbm", feature_set="csc_hr_bands_x", select_iter=False),
     "gbm_bands_iter120": _gbm_bands(max_iter=120),
+    # 2026-12-02 (acc3): feature subsampling per split, fine labels, seeds bagged
+    "gbm_bands_lr05_mf50": _gbm_bands(learning_rate=0.05, max_iter=400, max_features=0.5),
+    "gbm_bands_lr05_mf70": _gbm_bands(learning_rate=0.05, max_iter=400, max_features=0.7),
+    "gbm_bands_lr05_mf30": _gbm_bands(learning_rate=0.05, max_iter=400, max_features=0.3),
+    "gbm_bands_fine_lr05": _family_fine("gbm", feature_set="csc_hr_bands", select_iter=False,
+                                        learning_rate=0.05, max_iter=400),
+    # csc_hr_bands + sums/differences of the hardness ratios (rot: hm+ms, hm-ms, hs-ms;
+    # rot5: also hs-hm, hs+hm)
+    "gbm_rot_lr05": _family("gbm", feature_set="csc_hr_rot", select_iter=False,
+                            learning_rate=0.05, max_iter=400),
+    "gbm_rot5_lr05": _family("gbm", feature_set="csc_hr_rot5", select_iter=False,
+                             learning_rate=0.05, max_iter=400),
+    # the mean of gbm_rot5_lr05 and the same fitted on the 10 fine classes (summed)
+    "gbm_rot5_lr05_and_fine": _mean(
+        _family("gbm", feature_set="csc_hr_rot5", select_iter=False, learning_rate=0.05,
+                max_iter=400),
+        _family_fine("gbm", feature_set="csc_hr_rot5", select_iter=False, learning_rate=0.05,
+                     max_iter=400)),
 }
 
 

@@ -197,6 +197,13 @@ def _build_csc_hr(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, np.
         **{f"hard_{r}_closure": (lambda i=i: closures(
             cols["hard_hm"], cols["hard_ms"], cols["hard_hs"])[i])
            for i, r in enumerate(("hm", "ms"))},
+        # oblique directions of the hardness plane (a tree splits on one axis at a time):
+        # hm + ms the overall slope across S, M, H, hm - ms its curvature (M peaked or not)
+        "hard_hm_plus_ms": lambda: cols["hard_hm"] + cols["hard_ms"],
+        "hard_hm_minus_ms": lambda: cols["hard_hm"] - cols["hard_ms"],
+        "hard_hs_minus_ms": lambda: cols["hard_hs"] - cols["hard_ms"],
+        "hard_hs_minus_hm": lambda: cols["hard_hs"] - cols["hard_hm"],
+        "hard_hs_plus_hm": lambda: cols["hard_hs"] + cols["hard_hm"],
         "var_prob_max": lambda: np.fmax(np.fmax(cols["var_prob_b"], cols["var_prob_h"]),
                                         cols["var_prob_s"]),
         "log_var_ratio_max": lambda: _log10(np.fmax(np.fmax(
@@ -304,7 +311,7 @@ def _build_csc_hr_mw(fs: FeatureSet, X: pd.DataFrame, rng) -> tuple[np.ndarray, 
 
 _BUILDERS = {
     "csc_hr": _build_csc_hr, "csc_hr_plus": _build_csc_hr, "csc_hr_bands": _build_csc_hr,
-    "csc_hr_bands_x": _build_csc_hr,
+    "csc_hr_bands_x": _build_csc_hr, "csc_hr_rot": _build_csc_hr, "csc_hr_rot5": _build_csc_hr,
     "csc_hr_mw": _build_csc_hr_mw,
     "mw": _build_mw, "mw_plus": _build_mw, "mw_gal": _build_mw,
 }  # fmt: skip
@@ -360,6 +367,12 @@ _CSC_HR_BANDS = _CSC_HR_PLUS + [f"hard_share_{b}" for b in XRAY_BANDS]
 _CSC_HR_BANDS_X = _CSC_HR_BANDS + ["hard_hm_closure", "hard_ms_closure", "var_prob_max",
                                    "log_var_ratio_max"]
 
+#: csc_hr_bands + sums and differences of the hardness ratios (oblique directions of the
+#: hardness plane): three (tried) and five (chosen for compare's CSC 2.1 gbm by
+#: classifier.cv_csc21 on the training part, README)
+_CSC_HR_ROT = _CSC_HR_BANDS + ["hard_hm_plus_ms", "hard_hm_minus_ms", "hard_hs_minus_ms"]
+_CSC_HR_ROT5 = _CSC_HR_ROT + ["hard_hs_minus_hm", "hard_hs_plus_hm"]
+
 
 def _cats_csc(features: list[str]) -> dict[str, str]:
     return {
@@ -396,6 +409,10 @@ FEATURE_SETS: dict[str, FeatureSet] = {
     ),
     "csc_hr_bands_x": FeatureSet(
         "csc_hr_bands_x", CSC_HR_COLUMNS, _CSC_HR_BANDS_X, _cats_csc(_CSC_HR_BANDS_X)
+    ),
+    "csc_hr_rot": FeatureSet("csc_hr_rot", CSC_HR_COLUMNS, _CSC_HR_ROT, _cats_csc(_CSC_HR_ROT)),
+    "csc_hr_rot5": FeatureSet(
+        "csc_hr_rot5", CSC_HR_COLUMNS, _CSC_HR_ROT5, _cats_csc(_CSC_HR_ROT5)
     ),
     "csc_hr_mw": FeatureSet(
         "csc_hr_mw", _CSC_HR_MW_COLUMNS, _CSC_HR_MW,

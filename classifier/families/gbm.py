@@ -65,6 +65,8 @@ class GBM(Family):
 
     Parameters: ``feature_set`` (name in :data:`FEATURE_SETS`), the booster's
     ``max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization``,
+    ``max_features`` (share of the features drawn at random for each split; 1.0 = all, the
+    draw seeded by ``random_state``),
     ``class_weight`` (None or "balanced"), ``calibrate`` (bool), ``calibration_fraction``,
     ``select_iter`` (choose the iteration count <= ``max_iter`` on the held-out part),
     ``random_state``.
@@ -85,6 +87,7 @@ class GBM(Family):
         max_leaf_nodes: int = 31,
         min_samples_leaf: int = 20,
         l2_regularization: float = 0.0,
+        max_features: float = 1.0,
         class_weight: str | None = None,
         calibrate: bool = True,
         calibration_fraction: float = 0.25,
@@ -97,6 +100,7 @@ class GBM(Family):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
+        self.max_features = max_features
         self.class_weight = class_weight
         self.calibrate = calibrate
         self.calibration_fraction = calibration_fraction
@@ -110,6 +114,7 @@ class GBM(Family):
             max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization,
+            max_features=self.max_features,
             class_weight=self.class_weight,
             early_stopping=False,
             random_state=self.random_state,

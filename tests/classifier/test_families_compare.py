@@ -87,3 +87,48 @@ def test_compare_command_writes_the_json(shared_data, tmp_path, capsys):
 def test_compare_rejects_unknown_family(shared_data, capsys):
     assert main(["--data", str(shared_data), "--families", "nope"]) == 2
     assert "unknown families" in capsys.readouterr().err
+
+
+def test_csc21_gbm_is_the_cv_chosen_candidate():
+    """compare's CSC 2.1 gbm is cv_csc21's gbm_rot5_lr05, on a set of the 11 X-ray columns
+    the catalog stores per source (nothing else: it must be computable there the same way)."""
+    from classifier.cv_csc21 import CANDIDATES
+
+    cell = CANDIDATES["gbm_rot5_lr05"].__closure__
+    params = next(c.cell_contents for c in cell if isinstance(c.cell_contents, dict))
+    assert params == PARAMS["csc21"]["gbm"]
+    fs = FEATURE_SETS[params["feature_set"]]
+    assert set(fs.columns) <= set(FEATURE_SETS["csc_hr"].columns)
+
+
+def test_csc_hr_rot5_on_the_real_file(shared_csv):
+    fs = FEATURE_SETS["csc_hr_rot5"]
+    F, reasons = fs.build(shared_csv)
+    assert F.shape == (len(shared_csv), len(fs.features)) and (reasons == None).all()  # noqa: E711
+    i = fs.features.index("hard_hm_minus_ms")
+    expect = shared_csv["hard_hm"].to_numpy() - shared_csv["hard_ms"].to_numpy()
+    assert np.array_equal(F[:, i], expect, equal_nan=True)
+
+
+def test_cv_mean_gives_each_run_its_labels():
+    """cv_csc21._mean: a fine run gets the fine labels, an aggregated one their aggregation."""
+    from classifier.cv_csc21 import _mean
+    from classifier.taxonomy import AGG_CLASSES, AGGREGATION
+
+    seen = {}
+
+    def agg_run(Xf, yf, Xv):
+        seen["agg"] = list(yf)
+        return np.tile([1.0, 0, 0, 0], (len(Xv), 1))
+
+    def fine_run(Xf, yf, Xv):
+        seen["fine"] = list(yf)
+        return np.tile([0, 1.0, 0, 0], (len(Xv), 1))
+
+    fine_run.fine = True
+    run = _mean(agg_run, fine_run)
+    assert run.fine and not getattr(_mean(agg_run, agg_run), "fine", False)
+    y = pd.Series(["QSO", "HMXB", "TTau*"])
+    P = run(None, y, [0, 1])
+    assert seen["fine"] == list(y) and seen["agg"] == [AGGREGATION[c] for c in y]
+    assert P.tolist() == [[0.5, 0.5, 0, 0]] * 2 and len(AGG_CLASSES) == 4

@@ -157,7 +157,8 @@ def test_unknown_feature_set():
         FAMILIES["gbm"](feature_set="nope").fit(X, y)
 
 
-@pytest.mark.parametrize("fs", ["csc_hr", "csc_hr_plus", "csc_hr_bands", "csc_hr_bands_x"])
+@pytest.mark.parametrize("fs", ["csc_hr", "csc_hr_plus", "csc_hr_bands", "csc_hr_bands_x",
+                                "csc_hr_rot", "csc_hr_rot5"])
 def test_csc_hr_feature_set(data, fs):
     X, y = data
     for name in ("muwclass", "claxboi", "gbm"):

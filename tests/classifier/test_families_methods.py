@@ -294,3 +294,40 @@ def test_other_closures_by_hand():
     assert r[0] is None and f["hard_hm_closure"] == pytest.approx(0.0, abs=1e-12)
     assert f["var_prob_max"] == pytest.approx(0.7)  # a missing band is ignored
     assert f["log_var_ratio_max"] == pytest.approx(0.0)
+
+
+def test_hardness_rotations_by_hand():
+    fs, fs5 = fmod.FEATURE_SETS["csc_hr_rot"], fmod.FEATURE_SETS["csc_hr_rot5"]
+    bands = fmod.FEATURE_SETS["csc_hr_bands"].features
+    assert fs.features[: len(bands)] == bands and fs5.features[: len(fs.features)] == fs.features
+    assert fs.columns == fmod.CSC_HR_COLUMNS  # the catalog's 11 X-ray columns, nothing else
+    row = dict(hard_hm=0.25, hard_ms=-0.5, hard_hs=0.125, bb_kt=1.0, powlaw_gamma=2.0,
+               var_prob_b=0.1, var_prob_h=0.7, var_prob_s=0.2, var_ratio_b=0.1,
+               var_ratio_h=1.0, var_ratio_s=0.01)  # fmt: skip
+    F, r = fs5.build(pd.DataFrame([row, {**row, "hard_ms": np.nan}]))
+    f = dict(zip(fs5.features, F[0], strict=True))
+    assert r[0] is None and r[1] is None
+    assert f["hard_hm_plus_ms"] == -0.25 and f["hard_hm_minus_ms"] == 0.75
+    assert f["hard_hs_minus_ms"] == 0.625 and f["hard_hs_minus_hm"] == -0.125
+    assert f["hard_hs_plus_hm"] == 0.375
+    assert all(fs5.categories[k] == "hardness" for k in fs5.features[len(bands):])
+    g = dict(zip(fs5.features, F[1], strict=True))  # a missing ratio: its combinations missing
+    assert np.isnan([g["hard_hm_plus_ms"], g["hard_hm_minus_ms"], g["hard_hs_minus_ms"]]).all()
+    assert g["hard_hs_minus_hm"] == -0.125
+    F3, _ = fs.build(pd.DataFrame([row]))
+    assert np.array_equal(F3[0], F[0, : len(fs.features)])
+
+
+def test_gbm_feature_subsampling_is_seeded():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.uniform(-0.9, 0.9, (200, len(fmod.CSC_HR_COLUMNS))),
+                     columns=fmod.CSC_HR_COLUMNS).abs()
+    y = pd.Series(np.where(X["hard_hm"] + X["var_prob_b"] > 0.9, "A", "B"), index=X.index)
+
+    def fit(**kw):
+        m = GBM(feature_set="csc_hr_bands", max_iter=20, select_iter=False, **kw).fit(X, y)
+        return m.predict_proba(X)
+
+    pd.testing.assert_frame_equal(fit(max_features=0.5, random_state=3),
+                                  fit(max_features=0.5, random_state=3))
+    assert not fit(max_features=0.5, random_state=3).equals(fit())  # the draw changes the fit
