@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import signal
@@ -41,8 +42,13 @@ MAX_SOCKET_PATH = 100
 CHECK_EVERY_S = 2.0
 
 
-class ServerGone(Exception):
-    """The child running the command died before it reported an exit code."""
+#: What the server imports (what a pipeline command imports before and during its flow).
+WARM = ("cscat.cli", "flows.catalog", "prefect.flow_engine", "prefect.task_engine",
+        "pipeline.classify", "pipeline.ingest", "db.migrate", "db.reader", "db.column_docs",
+        "alembic.command", "alembic.config", "alembic.script", "alembic.runtime.migration",
+        "alembic.autogenerate", "mako.template", "fastapi.encoders", "graphviz",
+        "pygments.formatters", "pyarrow.pandas_compat", "http.cookies", "pydantic.color",
+        "opentelemetry.metrics", "opentelemetry._logs", "termios")
 
 
 # -- what runs through the server ----------------------------------------------------------
@@ -80,7 +86,8 @@ def code_version() -> str:
     """A digest of the installed code: every source file's path, size and mtime, and the
     interpreter (an upgraded install or an edited file is another version)."""
     root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256(f"{sys.executable}\0{sys.version}\0{root}".encode())
+    h = hashlib.sha256(f"{os.path.realpath(sys.executable)}\0{sys.prefix}\0{sys.version}\0"
+                       f"{root}".encode())
     for package in PACKAGES:
         for dirpath, dirnames, filenames in os.walk(root / package):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
@@ -199,12 +206,9 @@ class Server:
         self.prefect_env = _prefect_env(os.environ)
         commands.get_settings()
         commands.UserError  # noqa: B018 - imports the error classes' modules
-        import prefect.flow_engine  # noqa: F401
-        import prefect.task_engine  # noqa: F401
-
-        import flows.catalog  # noqa: F401
-        import pipeline.classify  # noqa: F401
-        import pipeline.ingest  # noqa: F401
+        for name in WARM:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
         from db import engine
 
         engine.reset()
@@ -295,18 +299,24 @@ class Server:
             request = json.loads(line)
             reason = self._refusal(request)
             if reason:
+                print(f"command server: runs in-process: {reason}", flush=True)
                 _send(conn, {"fallback": reason})
                 return
             pid = os.fork()
             if pid == 0:
                 self.sock.close()
                 _child(conn, request, fds, self.data, pending)  # never returns
+            print(f"command server: `cscat {' '.join(request['argv'])[:200]}` in child {pid}",
+                  flush=True)
         finally:
             for fd in fds:
                 os.close(fd)
 
     def _refusal(self, request: dict) -> str | None:
         """Why the request must run in-process instead (None: it can run here)."""
+        if threading.active_count() > 1:  # never fork a threaded process
+            print(f"command server: threads {threading.enumerate()}", flush=True)
+            return "the command server is not single-threaded"
         if request.get("version") != self.version:
             return "the installed code changed since the command server started"
         env = dict(request["env"])
