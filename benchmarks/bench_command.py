@@ -10,6 +10,7 @@ pandas and scikit-learn itself). Each run is a real Prefect flow run on the pers
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -37,6 +38,12 @@ def _cscat(args: list[str], env: dict) -> tuple[float, float, subprocess.Complet
     return wall, cpu, out
 
 
+def _children(data: Path) -> list[float]:
+    """CPU seconds of each command the command server ran, from its log."""
+    log = (data / "cmdserver.log").read_text(errors="replace")
+    return [float(x) for x in re.findall(r"child \d+ ended \([^)]*\), CPU ([0-9.]+) s", log)]
+
+
 def run(repeat: int = 5, log=print) -> list[dict]:
     root = Path(tempfile.mkdtemp(prefix="csb-"))  # short: the socket path is limited
     data = root / "d"
@@ -50,22 +57,30 @@ def run(repeat: int = 5, log=print) -> list[dict]:
         log(f"db start {start_s:.1f} s")
         demo_s, _, _ = _cscat(["demo"], env)
         log(f"demo {demo_s:.1f} s")
-        n = int(_cscat(["sql", "SELECT count(*) FROM catalog.csc_detection", "--format",
-                        "csv"], env)[2].stdout.split()[-1])
+        n = int(_cscat(["sql", "SELECT count(*) FROM catalog.detection_class", "--format",
+                        "csv"], env)[2].stdout.split()[-1])  # detections (with a class)
         rows = []
         for label, extra in (("", {}), ("_in_process", {"CSCAT_COMMAND_SERVER": "0"})):
-            walls, cpus, loads = [], [], []
+            walls, cpus, loads, child_cpus = [], [], [], []
             for _ in range(repeat):
+                served = len(_children(data))
                 wall, cpu, _ = _cscat(COMMAND, {**env, **extra})
                 walls.append(wall)
                 cpus.append(cpu)
                 loads.append(os.getloadavg()[0])
+                deadline = time.monotonic() + 10
+                while not label and len(_children(data)) == served \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.1)  # the server logs its child's CPU when it reaps it
+                child_cpus += _children(data)[served:]
             log(f"cscat {' '.join(COMMAND)}{label}: median {sorted(walls)[len(walls) // 2]:.2f}"
                 f" s wall, load {loads[-1]:.1f}")
             rows.append({**row(f"pipeline_command_wall_time{label}", "s", n, walls),
                          "command": f"cscat {' '.join(COMMAND)} (nothing to do)",
                          "path": "command server" if not label else "in-process",
                          "client_cpu_s_median": sorted(cpus)[len(cpus) // 2],
+                         **({"server_child_cpu_s_median":
+                             sorted(child_cpus)[len(child_cpus) // 2]} if child_cpus else {}),
                          "load_1min": [round(x, 2) for x in loads],
                          "db_start_s": round(start_s, 1)})
         return rows

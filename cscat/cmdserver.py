@@ -39,7 +39,7 @@ PACKAGES = ("cscat", "db", "flows", "pipeline", "classifier", "ingest")
 #: Unix socket paths longer than this cannot be bound (sun_path is 108 bytes on Linux).
 MAX_SOCKET_PATH = 100
 #: Seconds between the server's checks that it is still wanted.
-CHECK_EVERY_S = 2.0
+CHECK_EVERY_S = 1.0
 
 
 #: What the server imports (what a pipeline command imports before and during its flow).
@@ -335,9 +335,20 @@ class Server:
 
 
 def _reap() -> None:
+    """Collect the children that ended; log each one's exit status and CPU time."""
     with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+        while True:
+            pid, status, usage = os.wait3(os.WNOHANG)
+            if not pid:
+                return
+            print(f"command server: child {pid} ended ({_status(status)}), CPU "
+                  f"{usage.ru_utime + usage.ru_stime:.2f} s", flush=True)
+
+
+def _status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit {os.waitstatus_to_exitcode(status)}"
 
 
 def _child(conn: socket.socket, request: dict, fds: list[int], data: Path,
