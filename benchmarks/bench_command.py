@@ -93,4 +93,8 @@ def run(repeat: int = 5, log=print) -> list[dict]:
 if __name__ == "__main__":
     from benchmarks.common import table
 
-    print(table(run(int(sys.argv[1]) if len(sys.argv) > 1 else 5)))
+    import json
+
+    rows = run(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    print(table(rows))
+    print(json.dumps(rows, indent=1))
