@@ -91,9 +91,9 @@ def run(repeat: int = 5, log=print) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from benchmarks.common import table
-
     import json
+
+    from benchmarks.common import table
 
     rows = run(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
     print(table(rows))

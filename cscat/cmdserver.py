@@ -38,6 +38,9 @@ SOCKET, STATE, LOG = "cmdserver.sock", "cmdserver.json", "cmdserver.log"
 PACKAGES = ("cscat", "db", "flows", "pipeline", "classifier", "ingest")
 #: Unix socket paths longer than this cannot be bound (sun_path is 108 bytes on Linux).
 MAX_SOCKET_PATH = 100
+#: Seconds the client waits for the server's first reply (the child's pid, or "run it
+#: yourself"); a child whose client gave up sees it gone and stops.
+FIRST_REPLY_S = 60.0
 #: Seconds between the server's checks that it is still wanted.
 CHECK_EVERY_S = 1.0
 
@@ -144,6 +147,7 @@ def run_remote(argv: list[str]) -> int | None:
     previous = {s: signal.signal(s, forward) for s in FORWARDED}
     try:
         try:
+            conn.settimeout(FIRST_REPLY_S)  # a stuck server: in-process after this
             conn.connect(str(path))
             umask = os.umask(0o077)
             os.umask(umask)
@@ -154,6 +158,7 @@ def run_remote(argv: list[str]) -> int | None:
         except (OSError, ValueError):
             first = None  # no server, a stale socket, closed fds: in-process
         if first is not None and "pid" in first:
+            conn.settimeout(None)
             return _wait(replies)
     finally:
         conn.close()
@@ -384,7 +389,10 @@ def _child(conn: socket.socket, request: dict, fds: list[int], data: Path,
             os._exit(0)
         configure_prefect()
         use_persistent_server()
-        _send(conn, {"pid": os.getpid()})
+        try:
+            _send(conn, {"pid": os.getpid()})
+        except OSError:  # the client gave up waiting and runs the command itself
+            os._exit(1)
         threading.Thread(target=_watch, args=(conn, pending), daemon=True,
                          name="cscat-client-watch").start()
         from cscat import cli
