@@ -359,7 +359,7 @@ def _status(status: int) -> str:
 def _child(conn: socket.socket, request: dict, fds: list[int], data: Path,
            pending: bytes) -> None:
     """In the forked child: become the client's command, run it, report its exit code."""
-    rc = 1
+    rc, started = 1, False
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -393,6 +393,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int], data: Path,
             _send(conn, {"pid": os.getpid()})
         except OSError:  # the client gave up waiting and runs the command itself
             os._exit(1)
+        started = True
         threading.Thread(target=_watch, args=(conn, pending), daemon=True,
                          name="cscat-client-watch").start()
         from cscat import cli
@@ -406,6 +407,9 @@ def _child(conn: socket.socket, request: dict, fds: list[int], data: Path,
         cli.finish()
     except BaseException as e:  # noqa: BLE001 - the child must never return to the server loop
         with contextlib.suppress(Exception):
+            if not started:  # e.g. the client's working directory is gone: it runs itself
+                _send(conn, {"fallback": f"{type(e).__name__}: {e}"})
+                os._exit(0)
             print(f"cscat: error: command server: {type(e).__name__}: {e}", file=sys.stderr)
             sys.stderr.flush()
     finally:
