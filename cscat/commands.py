@@ -117,30 +117,47 @@ def db_start(args: argparse.Namespace) -> None:
     migrate.ensure_current(dbe.get_engine())
     print(f"embedded PostgreSQL running (pid {info.pid}) on 127.0.0.1:{info.port}, "
           f"data in {info.data_dir}")
-    _start_prefect()
+    if _start_prefect():
+        _start_command_server()
     print("connect with: psql \"$(cscat db url)\"   stop with: cscat db stop")
 
 
-def _start_prefect() -> None:
+def _start_prefect() -> bool:
     """``db start``: a persistent local Prefect server, so pipeline commands start quickly
-    (not when ``PREFECT_API_URL`` names the user's own)."""
+    (not when ``PREFECT_API_URL`` names the user's own). True if it is cscat's own."""
     from flows.runtime import configure_prefect, start_persistent_server
 
     configure_prefect()
     if os.environ.get("PREFECT_API_URL"):
         print(f"Prefect: using PREFECT_API_URL={os.environ['PREFECT_API_URL']}")
-        return
+        return False
     try:
         url, started = start_persistent_server()
     except RuntimeError as e:
         raise CliError(str(e)) from None
     print(f"Prefect server {'started' if started else 'running'} at {url}: pipeline commands "
           f"use it until `cscat db stop`")
+    return True
+
+
+def _start_command_server() -> None:
+    """``db start``: the command server, which has Prefect, pandas and cscat imported and
+    runs pipeline commands in a forked child (see :mod:`cscat.cmdserver`)."""
+    from cscat import cmdserver
+
+    pid, what = cmdserver.start(get_settings().data_dir)
+    print(f"command server {what}" + (f" (pid {pid}): pipeline commands start without "
+                                      "importing Prefect" if pid and what in ("started",
+                                                                              "running") else ""))
 
 
 def db_stop(args: argparse.Namespace) -> None:
     if get_settings().database_url:
         raise dbe.DatabaseError("CSCAT_DATABASE_URL is set: cscat does not manage that server")
+    from cscat import cmdserver
+
+    if cmdserver.stop(get_settings().data_dir):
+        print("command server stopped")
     stopped = dbe.embedded_server().stop()
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     from flows.runtime import configure_prefect, stop_persistent_server

@@ -36,7 +36,8 @@ class ConfigError(ValueError):
 
 
 #: ``CSCAT_*`` environment variables that are not settings.
-NOT_SETTINGS = frozenset({"CSCAT_CONFIG", "CSCAT_SOAK", "CSCAT_REMOTE_DATA"})
+NOT_SETTINGS = frozenset({"CSCAT_CONFIG", "CSCAT_SOAK", "CSCAT_REMOTE_DATA",
+                          "CSCAT_COMMAND_SERVER"})
 
 
 class Settings(BaseSettings):

@@ -29,7 +29,13 @@ def configure_prefect() -> None:
     """
     home = get_settings().data_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
-    defaults = {
+    for key, value in prefect_defaults(home).items():
+        os.environ.setdefault(key, value)
+
+
+def prefect_defaults(home: Path) -> dict[str, str]:
+    """The Prefect environment :func:`configure_prefect` sets where the user did not."""
+    return {
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -38,8 +44,6 @@ def configure_prefect() -> None:
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "DO_NOT_TRACK": "1",
     }
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
 
 
 #: Set by :func:`start_temporary_server`: the server process this process started.
