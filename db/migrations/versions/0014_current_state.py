@@ -77,30 +77,20 @@ SELECT source_id, name, ra, dec, valid_from AS catalog_version, valid_from,
 FROM {CURRENT}"""
 
 TRIGGERS_SQL = f"""
--- the sources whose result rows changed get their current row again from source_result
+-- A result row inserted current is its source's current row; one updated or deleted while
+-- current leaves it (and the updated row, if still current, enters it). Only the transition
+-- tables are read: the cost is that of the rows written. A second current row of a source
+-- (which source_result must never hold) is refused by the primary key.
 CREATE FUNCTION catalog.tr_source_class_current() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM {CURRENT} c USING old_rows o
+        WHERE o.valid_to IS NULL AND c.source_id = o.source_id;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
         {INSERT_CURRENT} FROM new_rows r JOIN catalog.csc_source s USING (source_id)
         WHERE r.valid_to IS NULL;
-        RETURN NULL;
     END IF;
-    DELETE FROM {CURRENT} c USING (SELECT DISTINCT source_id FROM old_rows) o
-    WHERE c.source_id = o.source_id;
-    IF TG_OP = 'UPDATE' THEN
-        DELETE FROM {CURRENT} c USING (SELECT DISTINCT source_id FROM new_rows) n
-        WHERE c.source_id = n.source_id;
-    END IF;
-    {INSERT_CURRENT} FROM catalog.source_result r JOIN catalog.csc_source s USING (source_id)
-    WHERE r.valid_to IS NULL AND r.source_id IN (
-        SELECT o.source_id FROM old_rows o
-        UNION SELECT n.source_id FROM new_rows n WHERE TG_OP = 'UPDATE');
-    RETURN NULL;
-END $$;
-CREATE FUNCTION catalog.tr_source_class_current_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM {CURRENT} c USING (SELECT DISTINCT source_id FROM old_rows) o
-    WHERE c.source_id = o.source_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER tr_source_result_current_insert AFTER INSERT ON catalog.source_result
@@ -109,18 +99,15 @@ CREATE TRIGGER tr_source_result_current_insert AFTER INSERT ON catalog.source_re
 CREATE TRIGGER tr_source_result_current_update AFTER UPDATE ON catalog.source_result
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
     EXECUTE FUNCTION catalog.tr_source_class_current();
--- a delete: old_rows only (new_rows is not a transition table here, so a second function)
-CREATE FUNCTION catalog.tr_source_class_current_reread() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM {CURRENT} c USING (SELECT DISTINCT source_id FROM old_rows) o
-    WHERE c.source_id = o.source_id;
-    {INSERT_CURRENT} FROM catalog.source_result r JOIN catalog.csc_source s USING (source_id)
-    WHERE r.valid_to IS NULL AND r.source_id IN (SELECT o.source_id FROM old_rows o);
-    RETURN NULL;
-END $$;
 CREATE TRIGGER tr_source_result_current_delete AFTER DELETE ON catalog.source_result
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION catalog.tr_source_class_current_reread();
+    EXECUTE FUNCTION catalog.tr_source_class_current();
+
+CREATE FUNCTION catalog.tr_source_class_current_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {CURRENT} c USING old_rows o WHERE c.source_id = o.source_id;
+    RETURN NULL;
+END $$;
 
 -- a source's name or position changed; a source removed
 CREATE FUNCTION catalog.tr_source_class_current_source() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -159,7 +146,6 @@ DROP TRIGGER tr_source_result_current_update ON catalog.source_result;
 DROP TRIGGER tr_source_result_current_insert ON catalog.source_result;
 DROP FUNCTION catalog.tr_source_class_current_truncate();
 DROP FUNCTION catalog.tr_source_class_current_source();
-DROP FUNCTION catalog.tr_source_class_current_reread();
 DROP FUNCTION catalog.tr_source_class_current_delete();
 DROP FUNCTION catalog.tr_source_class_current();
 """
