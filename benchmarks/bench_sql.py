@@ -32,7 +32,8 @@ def queries(name: str) -> dict[str, str]:
             "SELECT name, adopted_class, label_origin, valid_from, valid_to "
             f"FROM catalog.source_class_as_of(1) WHERE name = {lit}"),
         "sql_as_of_version_class_counts": (
-            "SELECT agg_adopted_class, count(*) FROM catalog.source_class_as_of(1) GROUP BY 1"),
+            "SELECT agg_adopted_class, sum(n_sources) FROM catalog.class_counts_as_of(1) "
+            "GROUP BY 1"),
         "sql_class_changes_between_versions": "SELECT * FROM catalog.class_changes(1, 2)",
         "sql_detection_probabilities_of_one_source": (
             "SELECT obsid, cluster, predicted_class, p_qso, p_agn, p_yso "

@@ -426,3 +426,24 @@ def write_source_results(conn: Connection, results: pd.DataFrame, release_id: in
     conn.exec_driver_sql("DROP TABLE pg_temp.changed_source")
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_source_result")
     return n
+
+
+def write_class_counts(conn: Connection, release_id: int) -> None:
+    """Store the sources per (adopted class, aggregated class, origin) at ``release_id``
+    (``catalog.class_counts_as_of``), in the release's transaction, after its source
+    results: the previous version's counts plus the rows this version opened, minus those
+    it closed (read by index: proportional to the changes, not to the catalog). Classes
+    with no source have no row."""
+    conn.execute(text(f"""
+        INSERT INTO {SCHEMA}.version_class_count (release_id, adopted_class,
+                                                  agg_adopted_class, label_origin, n_sources)
+        SELECT :rel, adopted_class, agg_adopted_class, label_origin, sum(n) FROM (
+            SELECT adopted_class, agg_adopted_class, label_origin, n_sources AS n
+            FROM {SCHEMA}.version_class_count WHERE release_id = :rel - 1
+            UNION ALL
+            SELECT adopted_class, agg_adopted_class, label_origin, count(*)
+            FROM {SCHEMA}.source_result WHERE valid_from = :rel GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT adopted_class, agg_adopted_class, label_origin, -count(*)
+            FROM {SCHEMA}.source_result WHERE valid_to = :rel GROUP BY 1, 2, 3) AS d
+        GROUP BY 2, 3, 4 HAVING sum(n) <> 0"""), {"rel": release_id})

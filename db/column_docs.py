@@ -373,6 +373,15 @@ SOURCE_FAMILY_PROBABILITY: dict[str, ColumnDoc] = {
                          None, "src.class"),
 }
 
+CLASS_COUNT_BY_VERSION: dict[str, ColumnDoc] = {
+    "catalog_version": D("catalog version the counts are of", None, "meta.version;meta.main"),
+    "adopted_class": _HISTORY["adopted_class"],
+    "agg_adopted_class": _HISTORY["agg_adopted_class"],
+    "label_origin": _HISTORY["label_origin"],
+    "n_sources": D("sources with that adopted class and origin at that version (written by "
+                   "the version's publish)", None, "meta.number"),
+}
+
 #: view (in schema catalog) -> column -> doc: every column of every view.
 VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "detection": DETECTION,
@@ -390,6 +399,7 @@ VIEWS: dict[str, dict[str, ColumnDoc]] = {
     "source_consensus": SOURCE_CONSENSUS,
     "family_model": FAMILY_MODEL,
     "source_family_probability": SOURCE_FAMILY_PROBABILITY,
+    "class_count_by_version": CLASS_COUNT_BY_VERSION,
 }
 
 

@@ -362,11 +362,7 @@ class SourceResult(Base):
     __table_args__ = (
         Index("ix_source_result_current", "source_id", postgresql_where="valid_to IS NULL"),
         Index("ix_source_result_valid", "valid_from", "valid_to"),
-        Index("ix_source_result_adopted", "adopted_class",
-              postgresql_where=text("valid_to IS NULL")),
         Index("ix_source_result_valid_to", "valid_to"),
-        Index("ix_source_result_current_agg", "agg_adopted_class", "label_origin",
-              postgresql_where=text("valid_to IS NULL")),
         CheckConstraint("label_origin IN ('simbad', 'model')", "label_origin"),
     )
 
@@ -391,6 +387,59 @@ class SourceResult(Base):
     agg_adopted_class: Mapped[str | None] = mapped_column(Text, comment="aggregated adopted class")
     label_origin: Mapped[str | None] = mapped_column(
         Text, comment="where adopted_class comes from: simbad or model")
+
+
+#: Class columns of ``catalog.source_class`` (frozen at migration 0014, in the order of
+#: ``source_result``'s probability arrays).
+_CURRENT_CLASSES = ("qso", "agn", "seyfert_1", "seyfert_2", "hmxb", "lmxb", "xb", "yso",
+                    "ttau", "orion_v")
+
+#: The current per-source result: the ``source_result`` row with ``valid_to IS NULL`` with
+#: its source's name and position and the probabilities as columns, kept by statement
+#: triggers on ``source_result`` and ``csc_source`` in the writing transaction (migration
+#: 0014). ``catalog.source_class`` reads it; the covering index makes a class/probability
+#: filter an index-only range scan. No foreign key (a derived bulk table).
+source_class_current_table = Table(
+    "source_class_current",
+    Base.metadata,
+    Column("source_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("ra", Double, nullable=False),
+    Column("dec", Double, nullable=False),
+    Column("valid_from", Integer, nullable=False),
+    Column("model_id", Integer, nullable=False),
+    *(Column(c, Text) for c in ("adopted_class", "agg_adopted_class", "label_origin",
+                                "master_class", "agg_master_class", "hard_class",
+                                "soft_class")),
+    Column("ambiguous", Boolean),
+    Column("n_detections", Integer, nullable=False),
+    Column("simbad_otype", Text),
+    Column("simbad_class", Text),
+    *(Column(f"{stat}_{c}", Double) for stat in ("mean", "std") for c in _CURRENT_CLASSES),
+    Index("ix_source_class_current_name", "name"),
+    Index("ix_source_class_current_adopted", "adopted_class"),
+    Index("ix_source_class_current_class", "agg_adopted_class", "label_origin",
+          postgresql_include=["adopted_class", "name", "ra", "dec",
+                              *(f"mean_{c}" for c in _CURRENT_CLASSES)]),
+    comment="the current per-source result (catalog.source_class), kept by triggers on "
+            "source_result and csc_source",
+)
+
+#: Sources per (adopted class, aggregated class, origin) at each catalog version, written by
+#: the publish in the version's transaction (``catalog.class_counts_as_of(v)``; migration
+#: 0014). Classes with no source at a version have no row.
+version_class_count_table = Table(
+    "version_class_count",
+    Base.metadata,
+    Column("release_id", Integer, nullable=False),
+    Column("adopted_class", Text),
+    Column("agg_adopted_class", Text),
+    Column("label_origin", Text),
+    Column("n_sources", BigInteger, nullable=False),
+    Index("ix_version_class_count_release", "release_id"),
+    comment="sources per adopted class and origin at each catalog version (written by the "
+            "publish of that version)",
+)
 
 
 class SimbadType(Base):

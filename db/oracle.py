@@ -16,6 +16,12 @@ class is SIMBAD's for a reference type, else the soft vote (or, with ``primary_f
 than ctl, that family's class as ``db.family_oracle`` recomputes it) when the type is
 uninformative or missing (or any other type with ``classify_other_types``). A SIMBAD change
 ingested but not yet published (queued in ``catalog.simbad_change``) is *pending*, not wrong.
+
+``catalog.source_class`` reads the current-state table ``source_class_current`` (kept by
+triggers), so the comparison above is that table's against the recomputation; the table must
+also equal the current rows of the history (``source_class_history``), and the class counts
+the publish stored per version (``catalog.class_counts_as_of``) a recount of the history as
+of every version (so the newest ones, those of the recomputed current rows).
 """
 
 from __future__ import annotations
@@ -286,6 +292,48 @@ def compare(stored: pd.DataFrame, expected: pd.DataFrame, classes: list[str],
         .reset_index(drop=True), n_pending
 
 
+#: Rows of the current-state table that are not the history's current rows, and back.
+CURRENT_VS_HISTORY = f"""
+SELECT count(*) FROM (
+    (SELECT * FROM {SCHEMA}.source_class
+     EXCEPT ALL SELECT * FROM {SCHEMA}.source_class_history WHERE valid_to IS NULL)
+    UNION ALL
+    (SELECT * FROM {SCHEMA}.source_class_history WHERE valid_to IS NULL
+     EXCEPT ALL SELECT * FROM {SCHEMA}.source_class)) AS x"""
+#: Versions whose stored class counts differ from a recount of the result rows valid then.
+COUNTS_VS_HISTORY = f"""
+WITH recount AS (
+    SELECT v.release_id, r.adopted_class, r.agg_adopted_class, r.label_origin,
+           count(*) AS n_sources
+    FROM {SCHEMA}.release v JOIN {SCHEMA}.source_result r
+      ON r.valid_from <= v.release_id AND (r.valid_to IS NULL OR r.valid_to > v.release_id)
+    GROUP BY 1, 2, 3, 4),
+stored AS (SELECT release_id, adopted_class, agg_adopted_class, label_origin, n_sources
+           FROM {SCHEMA}.version_class_count)
+SELECT DISTINCT release_id FROM (
+    (SELECT * FROM recount EXCEPT ALL SELECT * FROM stored)
+    UNION ALL (SELECT * FROM stored EXCEPT ALL SELECT * FROM recount)) AS x
+ORDER BY 1"""
+
+
+def stored_state_problems(engine: Engine) -> list[str]:
+    """The current-state table against the history's current rows, and the class counts of
+    every version against a recount of the history (one message per failed check)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        n_current = conn.execute(text(CURRENT_VS_HISTORY)).scalar_one()
+        versions = list(conn.execute(text(COUNTS_VS_HISTORY)).scalars())
+    problems = []
+    if n_current:
+        problems.append(f"catalog.source_class (source_class_current) and the current rows "
+                        f"of source_class_history differ in {n_current} rows")
+    if versions:
+        shown = ", ".join(str(v) for v in versions[:10]) + (" ..." if len(versions) > 10 else "")
+        problems.append(f"the class counts of catalog version(s) {shown} "
+                        "(catalog.class_counts_as_of) differ from a recount of the history")
+    return problems
+
+
 def check(engine: Engine, settings: Settings) -> CheckResult:
     """Recompute every current source result and compare it with ``catalog.source_class``."""
     data = _read(engine)
@@ -321,6 +369,7 @@ def check(engine: Engine, settings: Settings) -> CheckResult:
                               settings.classify_other_types, primary)
     if len(fam.differences):
         diff = pd.concat([diff, fam.differences], ignore_index=True)
+    problems += stored_state_problems(engine)
     return CheckResult(len(expected), int(len(det)), diff, n_pending,
                        int(data["unclassified"]), problems + fam.problems,
                        n_family_results=fam.n_results, n_consensus=fam.n_consensus)

@@ -73,7 +73,10 @@ class Search:
             escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params["name"] = f"%{escaped.strip()}%"
         if self.radius_deg is not None and self.ra is not None and self.dec is not None:
-            conds.append("c.dec BETWEEN :dmin AND :dmax AND " + _SEP + " <= :r")
+            # the Dec band by csc_source's position index (source_class holds a copy of
+            # the position, without one), then the exact distance
+            conds.append("c.source_id IN (SELECT p.source_id FROM catalog.csc_source p "
+                         "WHERE p.dec BETWEEN :dmin AND :dmax) AND " + _SEP + " <= :r")
             params.update(ra=self.ra, dec=self.dec, r=self.radius_deg,
                           dmin=self.dec - self.radius_deg, dmax=self.dec + self.radius_deg)
         prob = "NULL::float8"

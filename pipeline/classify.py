@@ -346,6 +346,7 @@ def publish(engine: Engine, settings: Settings, *, promote: int | None = None,
             with step("master results ctl"):
                 master = _master_frame(conn, rebuild, model, model_id, settings, adopted)
                 n_changed = store.write_source_results(conn, master, release_id)
+                store.write_class_counts(conn, release_id)
             if n_det == 0 and n_changed == 0 and promote is None and not any(
                     f["sources_changed"] or f["promoted_model"] for f in fam.values()):
                 raise NothingChanged("no new detections and no changed sources")

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from db import catalog_store as store
-from db import integrity
+from db import integrity, oracle
 from db.settings import Settings
 from ingest.sample import generate_sample
 from ingest.sample_source import SampleCsc, SampleSimbad
@@ -69,6 +69,8 @@ def invariants(engine) -> None:
     assert scalar(engine, "SELECT count(*) FROM catalog.fitted_model WHERE status = 'active'") <= 1
     with engine.connect() as conn:
         assert integrity.problems(conn) == {}
+    # source_class's current-state table and every version's class counts follow the history
+    assert oracle.stored_state_problems(engine) == []
 
 
 @pytest.fixture(scope="module")

@@ -102,6 +102,92 @@ def test_the_oracle_catches_a_wrong_published_value(built, engine, settings, col
     assert oracle.check(engine, settings).ok
 
 
+def test_the_oracle_catches_a_wrong_class_count(built, engine, settings):
+    where = ("release_id = 1 AND label_origin = 'model' AND adopted_class = (SELECT "
+             "min(adopted_class) FROM catalog.version_class_count WHERE release_id = 1 "
+             "AND label_origin = 'model')")
+    with engine.begin() as conn:
+        assert conn.execute(text(f"UPDATE catalog.version_class_count SET n_sources = "
+                                 f"n_sources + 1 WHERE {where}")).rowcount == 1
+    try:
+        result = oracle.check(engine, settings)
+        assert not result.ok and result.differences.empty
+        assert any("class counts of catalog version(s) 1 " in p for p in result.problems)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE catalog.version_class_count SET n_sources = "
+                              f"n_sources - 1 WHERE {where}"))
+    assert oracle.check(engine, settings).ok
+
+
+def test_the_oracle_catches_a_current_row_that_left_the_history(built, engine, settings):
+    """source_class reads the current-state table: written past its triggers, it is wrong
+    both against the recomputation and against the history's current rows."""
+    sid, name, n = engine.connect().execute(text(
+        "SELECT source_id, name, n_detections FROM catalog.source_class "
+        "WHERE n_detections > 1 ORDER BY name LIMIT 1")).one()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE catalog.source_class_current SET n_detections = :n "
+                          "WHERE source_id = :s"), {"n": n + 1, "s": sid})
+    try:
+        result = oracle.check(engine, settings)
+        assert not result.ok
+        assert set(result.differences["column"]) == {"n_detections"}
+        assert set(result.differences["source_id"]) == {sid}
+        assert any("differ in 2 rows" in p for p in result.problems)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE catalog.source_class_current SET n_detections = :n "
+                              "WHERE source_id = :s"), {"n": n, "s": sid})
+    assert oracle.check(engine, settings).ok
+
+
+def test_the_current_state_follows_every_write_of_the_history(built, engine, settings):
+    """The triggers: a result row updated in place, closed, reopened, deleted; a source
+    renamed: source_class is every time the history's current rows."""
+    sid = engine.connect().execute(text(
+        "SELECT min(source_id) FROM catalog.source_class WHERE n_detections > 1")).scalar_one()
+    steps = [
+        "UPDATE catalog.source_result SET master_class = 'XB' "
+        "WHERE source_id = :s AND valid_to IS NULL",
+        "UPDATE catalog.source_result SET valid_to = valid_from + 1000 "
+        "WHERE source_id = :s AND valid_to IS NULL",
+        "UPDATE catalog.source_result SET valid_to = NULL WHERE source_id = :s "
+        "AND valid_to = valid_from + 1000",
+        "UPDATE catalog.csc_source SET name = name || ' renamed' WHERE source_id = :s",
+        "UPDATE catalog.csc_source SET name = replace(name, ' renamed', '') "
+        "WHERE source_id = :s",
+    ]
+    with engine.connect() as conn:
+        saved = conn.execute(text("SELECT * FROM catalog.source_result WHERE source_id = :s "
+                                  "AND valid_to IS NULL"), {"s": sid}).mappings().one()
+    try:
+        for sql in steps:
+            with engine.begin() as conn:
+                conn.execute(text(sql), {"s": sid})
+                n = conn.execute(text("SELECT count(*) FROM catalog.source_class "
+                                      "WHERE source_id = :s"), {"s": sid}).scalar_one()
+            assert oracle.stored_state_problems(engine) == [], sql
+            assert n == (0 if "valid_from + 1000 WHERE" in sql else 1), sql
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM catalog.source_result WHERE source_id = :s "
+                              "AND valid_to IS NULL"), {"s": sid})
+        # (the class counts the publishes stored are now rightly off: history was deleted)
+        assert [p for p in oracle.stored_state_problems(engine) if "class counts" not in p] \
+            == []
+        assert engine.connect().execute(text(
+            "SELECT count(*) FROM catalog.source_class WHERE source_id = :s"),
+            {"s": sid}).scalar_one() == 0
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM catalog.source_result WHERE source_id = :s "
+                              "AND valid_to IS NULL"), {"s": sid})
+            cols = list(saved)
+            conn.execute(text(f"INSERT INTO catalog.source_result ({', '.join(cols)}) "
+                              f"VALUES ({', '.join(':' + c for c in cols)})"), dict(saved))
+    assert oracle.check(engine, settings).ok
+
+
 def test_cscat_check_prints_the_verdict_and_exits_zero(built, capsys):
     assert main(["check"]) == 0
     out = capsys.readouterr().out

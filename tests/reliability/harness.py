@@ -545,6 +545,25 @@ RELEASE_CHECKS = {
           LIMIT 1) v WHERE v.model_id IS DISTINCT FROM
           (SELECT model_id FROM catalog.fitted_model WHERE status = 'active'
            AND family = 'ctl')""",
+    # migration 0014: what source_class reads and the stored class counts follow the history
+    "source_class (its current-state table) is not the history's current rows": """
+        SELECT count(*) FROM (
+          (SELECT * FROM catalog.source_class
+           EXCEPT ALL SELECT * FROM catalog.source_class_history WHERE valid_to IS NULL)
+          UNION ALL
+          (SELECT * FROM catalog.source_class_history WHERE valid_to IS NULL
+           EXCEPT ALL SELECT * FROM catalog.source_class)) x""",
+    "a version whose stored class counts differ from a recount of the history": """
+        WITH recount AS (
+          SELECT v.release_id, r.adopted_class, r.agg_adopted_class, r.label_origin,
+                 count(*) AS n_sources
+          FROM catalog.release v JOIN catalog.source_result r ON r.valid_from <= v.release_id
+           AND (r.valid_to IS NULL OR r.valid_to > v.release_id) GROUP BY 1, 2, 3, 4),
+        stored AS (SELECT release_id, adopted_class, agg_adopted_class, label_origin,
+                          n_sources FROM catalog.version_class_count)
+        SELECT count(DISTINCT release_id) FROM (
+          (SELECT * FROM recount EXCEPT ALL SELECT * FROM stored)
+          UNION ALL (SELECT * FROM stored EXCEPT ALL SELECT * FROM recount)) x""",
 }
 
 #: Per-source rows at version :v against the per-detection rows at :v, recomputed in SQL:

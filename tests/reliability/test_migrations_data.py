@@ -4,7 +4,8 @@ The catalog is the one the previous release builds (``tests.release_catalog``: i
 runs the pipeline on a generated sample in two epochs: ingest, SIMBAD, refit, publish; new
 observations and a SIMBAD snapshot with changed types; publish), upgraded to head.
 Its digest is one md5 per table and view of schema ``catalog`` (every row, as text, in a
-total order) plus every as-of version and ``class_changes`` between consecutive versions.
+total order) plus every as-of version (classes and class counts) and ``class_changes``
+between consecutive versions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.release_catalog import build_release_catalog
 AREA = "migrations"
 PROJECT = Path(__file__).resolve().parents[2]
 #: the newest migration: the catalog is built by the release before it
-MIGRATION = "db/migrations/versions/0009_family_results.py"
+MIGRATION = "db/migrations/versions/0014_current_state.py"
 
 
 def digest(engine) -> dict[str, str]:
@@ -39,6 +40,9 @@ def digest(engine) -> dict[str, str]:
                     for v in versions}
         objects |= {f"class_changes({a}, {b})": f"catalog.class_changes({int(a)}, {int(b)})"
                     for a, b in zip(versions, versions[1:], strict=False)}
+        if "class_count_by_version" in names:  # revision 0014 on
+            objects |= {f"class_counts_as_of({v})": f"catalog.class_counts_as_of({int(v)})"
+                        for v in versions}
         return {name: conn.execute(text(
             f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, E'\\n' "
             f"ORDER BY t::text)), '') FROM {sql} t")).scalar_one()
@@ -65,6 +69,28 @@ def populated(pg_server, tmp_path_factory):
     assert n_adopted > 0 and len([k for k in before if k.startswith("source_class_as_of")]) == 2
     yield settings, before, engine, url
     engine.dispose()
+
+
+def test_upgrade_fills_current_state_and_class_counts_from_the_history(populated, record):
+    """0014 on the previous release's catalog: the current-state table is the history's
+    current rows, and every version's class counts are those of its as-of classes."""
+    from db import oracle
+
+    _, _, engine, _ = populated
+    problems = oracle.stored_state_problems(engine)
+    with engine.connect() as conn:
+        versions = conn.execute(text("SELECT release_id FROM catalog.release ORDER BY 1")
+                                ).scalars().all()
+        recount, stored = ({v: sorted((tuple(r) for r in conn.execute(text(sql), {"v": v})),
+                                      key=repr) for v in versions} for sql in (
+            "SELECT adopted_class, agg_adopted_class, label_origin, count(*) "
+            "FROM catalog.source_class_as_of(:v) GROUP BY 1, 2, 3",
+            "SELECT adopted_class, agg_adopted_class, label_origin, n_sources "
+            "FROM catalog.class_counts_as_of(:v)"))
+    held = not problems and recount == stored and all(recount.values())
+    assert record(AREA, "0014 fills source_class_current and the class counts of every "
+                        "version from the history", held, "; ".join(problems)), \
+        (problems, recount, stored)
 
 
 def test_downgrade_to_0001_and_upgrade_loses_nothing(populated, record):
