@@ -145,6 +145,7 @@ def _known_sources(conn: Connection, names: pd.Series) -> pd.DataFrame:
     conn.exec_driver_sql("CREATE TEMP TABLE stage_name (name text) ON COMMIT DROP")
     copy_binary(conn, "pg_temp.stage_name", pd.DataFrame({"name": names.drop_duplicates()}),
                 [("name", "text")])
+    conn.exec_driver_sql("ANALYZE pg_temp.stage_name")  # the join hashes the smaller side
     known = read_frame(conn, f"SELECT s.name, s.source_id, s.ra, s.dec "
                              f"FROM pg_temp.stage_name st "
                              f"JOIN {SCHEMA}.csc_source s USING (name)")
@@ -317,13 +318,23 @@ class _EmptyCatalogLoad:
 
 
 def _stored_keys(conn: Connection, obsids: pd.Series) -> pd.MultiIndex | None:
-    """Natural keys already stored for these ObsIDs (the only ones a new row can repeat)."""
+    """Natural keys already stored for these ObsIDs (the only ones a new row can repeat).
+
+    The ObsIDs with a stored detection are found first, one index probe each: new ObsIDs,
+    the usual case, read no detection."""
+    unique = obsids.unique()
     conn.exec_driver_sql("CREATE TEMP TABLE stage_obsid (obsid integer) ON COMMIT DROP")
-    copy_binary(conn, "pg_temp.stage_obsid", pd.DataFrame({"obsid": obsids.unique()}),
+    copy_binary(conn, "pg_temp.stage_obsid", pd.DataFrame({"obsid": unique}),
                 [("obsid", "int4")])
-    stored = read_frame(conn, f"SELECT d.source_id, d.obsid, d.obi, d.region_id "
-                              f"FROM {SCHEMA}.csc_detection d "
-                              f"JOIN pg_temp.stage_obsid o USING (obsid)")
+    conn.exec_driver_sql("ANALYZE pg_temp.stage_obsid")
+    gone = conn.exec_driver_sql(
+        f"DELETE FROM pg_temp.stage_obsid o WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {SCHEMA}.csc_detection d WHERE d.obsid = o.obsid)").rowcount
+    stored = pd.DataFrame()
+    if gone < len(unique):
+        stored = read_frame(conn, f"SELECT d.source_id, d.obsid, d.obi, d.region_id "
+                                  f"FROM {SCHEMA}.csc_detection d "
+                                  f"JOIN pg_temp.stage_obsid o USING (obsid)")
     conn.exec_driver_sql("DROP TABLE pg_temp.stage_obsid")
     return None if stored.empty else pd.MultiIndex.from_frame(_key_frame(stored))
 
