@@ -348,6 +348,8 @@ def load_detections(conn: Connection, frame: pd.DataFrame, run_id: int) -> LoadC
     position (beyond POSITION_TOLERANCE_ARCSEC of the stored one, or of the name's first row
     in ``frame``) is not loaded: it is returned in ``conflicts`` with its reason. Loads are
     serialised by an advisory lock, so the check for stored keys stays true until commit.
+    A load of BULK_MIN_ROWS or more into an empty catalog builds the indexes after its COPYs
+    (:class:`_EmptyCatalogLoad`); what it stores is the same.
     """
     if frame.empty:
         return LoadCounts(0, 0, 0)
