@@ -271,7 +271,9 @@ class _EmptyCatalogLoad:
     and unique/primary-key constraints are dropped and built again after the COPYs, which
     checks every constraint over every row. The triggers fire as always. Any failure rolls
     the whole transaction back, indexes included. Readers of these tables wait for the
-    commit (they would have found the catalog empty)."""
+    commit (they would have found the catalog empty); one whose snapshot is older than the
+    commit (REPEATABLE READ) then sees the committed rows, frozen, where the usual load would
+    show it none: the documented price of COPY FREEZE, paid only by an empty catalog."""
 
     def __init__(self, rebuild: list[str]) -> None:
         self.rebuild = rebuild
