@@ -182,3 +182,80 @@ def test_not_empty_or_not_lockable_loads_as_usual(engine, detections, tmp_path, 
         stored = conn.execute(text("SELECT count(*) FROM catalog.csc_detection")).scalar()
     assert stored == n + rest.new_detections
     assert np.isclose(stored, len(detections) - 3, atol=len(detections))
+
+
+def test_server_crash_after_and_during_an_empty_catalog_load(detections, tmp_path,
+                                                             monkeypatch):
+    """On a server of its own (``wal_level=minimal``, as every embedded server): a committed
+    load survives a SIGKILLed server with every row and index; one killed mid-load leaves the
+    empty catalog and its schema, and loads again."""
+    import os
+    import signal
+
+    import psutil
+    from sqlalchemy import create_engine
+
+    from db import migrate
+    from db.embedded import EmbeddedServer
+
+    def kill(pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+        try:
+            psutil.Process(pid).wait(timeout=30)
+        except psutil.NoSuchProcess:
+            pass  # gone already
+
+    server = EmbeddedServer(tmp_path / "pg")
+    info = server.acquire(keep_running=True)
+    try:
+        url = info.url("postgresql+psycopg")
+        own = create_engine(url)
+        migrate.upgrade(own)
+        with own.connect() as conn:
+            assert conn.execute(text("SHOW wal_level")).scalar() == "minimal"
+        before = schema(own)
+        monkeypatch.setattr(db.load, "BULK_MIN_ROWS", 0)
+        done = load(own, detections, tmp_path)
+        want = contents(own)
+        own.dispose()
+        kill(info.pid)  # no shutdown checkpoint: recovery at restart
+        info = server.acquire(keep_running=True)
+        own = create_engine(info.url("postgresql+psycopg"))
+        got = contents(own)
+        for k in want:
+            pd.testing.assert_frame_equal(got[k], want[k], check_dtype=False, obj=k)
+        assert schema(own) == before
+        with own.connect() as conn:  # the rebuilt indexes find every row
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            n = conn.execute(text("SELECT count(*) FROM catalog.csc_detection d JOIN "
+                                  "catalog.csc_source s USING (source_id) "
+                                  "WHERE s.name >= '' AND d.obsid > 0")).scalar()
+        assert n == done.new_detections
+        assert load(own, detections, tmp_path).new_detections == 0
+        # killed in the middle of the load: nothing of it stays
+        with own.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE " + ", ".join(f"catalog.{t}" for t in TABLES)
+                                 + " RESTART IDENTITY CASCADE")
+        real, pid = db.load.copy_binary, info.pid
+
+        def crash(conn, table, frame, columns, **kw):
+            if table.endswith("csc_detection"):
+                kill(pid)
+            return real(conn, table, frame, columns, **kw)
+
+        monkeypatch.setattr(db.load, "copy_binary", crash)
+        with pytest.raises(Exception):  # noqa: B017 - the connection is lost, any error
+            load(own, detections, tmp_path)
+        monkeypatch.setattr(db.load, "copy_binary", real)
+        own.dispose()
+        info = server.acquire(keep_running=True)
+        own = create_engine(info.url("postgresql+psycopg"))
+        assert schema(own) == before
+        with own.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM catalog.csc_source")).scalar() == 0
+            assert conn.execute(text(
+                "SELECT count(*) FROM catalog.source_pending")).scalar() == 0
+        assert load(own, detections, tmp_path).new_detections == done.new_detections
+        own.dispose()
+    finally:
+        server.stop()
