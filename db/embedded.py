@@ -59,6 +59,12 @@ SERVER_SETTINGS = {
     "checkpoint_timeout": "30min",
     "work_mem": "64MB",
     "maintenance_work_mem": "512MB",
+    # No replication or archiving from a local server: a table created or truncated in the
+    # loading transaction (``db.load``'s load into an empty catalog) is then written without
+    # WAL and synced to disk at commit, still crash-safe (fsync, full_page_writes and
+    # synchronous_commit stay on).
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
 }
 
 
